@@ -1,0 +1,46 @@
+"""Process settings read from the environment (the public contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment of a Rollbot process; tokens stay `SecretStr` so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    rollbot_config: Path = Path("rollbot.yml")
+    redis_url: SecretStr | None = None
+    rollbot_db: Path = Path("rollbot.db")
+    rollbot_status_interval: float = Field(default=300.0, gt=0)
+    # How long a replica may hold a target lock or a claimed job without renewing it.
+    rollbot_lease_seconds: float = Field(default=60.0, gt=0)
+
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+    def problems(self, *, socket_mode: bool = False, serving: bool = True) -> list[str]:
+        """What is missing for the chosen mode, as readable lines (empty when all is set)."""
+        out: list[str] = []
+        if serving and self.slack_bot_token is None:
+            out.append("SLACK_BOT_TOKEN is not set")
+        if serving and not socket_mode and self.slack_signing_secret is None:
+            out.append("SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request)")
+        if socket_mode and self.slack_app_token is None:
+            out.append("SLACK_APP_TOKEN is not set (Socket Mode needs an app-level token)")
+        if not self.slack_api_url.endswith("/"):
+            out.append("SLACK_API_URL must end with '/'")
+        return out

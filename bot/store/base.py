@@ -1,0 +1,173 @@
+"""The state store contract: one async interface with a Redis and an SQLite backend."""
+
+from __future__ import annotations
+
+import abc
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+def now() -> float:
+    return time.time()
+
+
+class Record(BaseModel):
+    """A stored object (a rollback, a diagnosis) with a state moved only by compare-and-set."""
+
+    id: str
+    kind: str
+    state: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    version: int = 1
+    created_at: float
+    updated_at: float
+
+
+class AuditEntry(BaseModel):
+    seq: int = 0  # assigned by the store, strictly increasing
+    at: float
+    actor: str  # Slack user id, "rollbot", or a replica name
+    action: str
+    subject: str = ""  # rollback id, target name ...
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class JournalEntry(BaseModel):
+    """One step event of a playbook run: written before and after each step."""
+
+    seq: int = 0
+    at: float
+    step: int
+    step_id: str
+    event: str  # "start" | "end"
+    outcome: str = ""  # "ok" | "failed" | "skipped" (on "end")
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
+class Job(BaseModel):
+    """A due-job: posted by whichever replica claims it first once it is due."""
+
+    id: str
+    kind: str
+    due_at: float
+    payload: dict[str, Any] = Field(default_factory=dict)
+    owner: str | None = None
+    lease_until: float | None = None
+    attempts: int = 0
+
+
+class LockInfo(BaseModel):
+    name: str
+    owner: str
+    expires_at: float
+
+
+class Store(abc.ABC):
+    """Everything Rollbot keeps. Every method is atomic on its own."""
+
+    backend: str = "abstract"
+
+    # -- lifecycle
+    @abc.abstractmethod
+    async def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the backend answers; never raises."""
+
+    # -- records
+    @abc.abstractmethod
+    async def create(self, record: Record) -> bool:
+        """Insert; False (and nothing written) if the id exists."""
+
+    @abc.abstractmethod
+    async def get(self, record_id: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def transition(
+        self,
+        record_id: str,
+        from_states: set[str] | frozenset[str],
+        to_state: str,
+        patch: dict[str, Any] | None = None,
+    ) -> Record | None:
+        """Compare-and-set: move to `to_state` only if the state is one of `from_states`.
+
+        `patch` is merged into `data` (top-level keys) in the same atomic step.
+        Returns the new record, or None if the record is missing or in another state.
+        """
+
+    @abc.abstractmethod
+    async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
+        """Merge `patch` into data without touching the state."""
+
+    @abc.abstractmethod
+    async def list_records(
+        self, kind: str, *, states: set[str] | None = None, limit: int = 50
+    ) -> list[Record]:
+        """Newest first."""
+
+    # -- locks
+    @abc.abstractmethod
+    async def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lock if free, expired, or already ours (which renews it)."""
+
+    @abc.abstractmethod
+    async def release_lock(self, name: str, owner: str) -> bool:
+        """Release only if `owner` holds it."""
+
+    @abc.abstractmethod
+    async def lock_info(self, name: str) -> LockInfo | None:
+        """The live holder, or None when free or expired."""
+
+    # -- audit log (append-only)
+    @abc.abstractmethod
+    async def audit(self, entry: AuditEntry) -> int:
+        """Append; returns the assigned sequence number."""
+
+    @abc.abstractmethod
+    async def audit_since(
+        self, since: float = 0.0, subject: str | None = None, limit: int = 10_000
+    ) -> list[AuditEntry]:
+        """Oldest first."""
+
+    # -- step journal
+    @abc.abstractmethod
+    async def journal_append(self, rollback_id: str, entry: JournalEntry) -> int: ...
+
+    @abc.abstractmethod
+    async def journal(self, rollback_id: str) -> list[JournalEntry]: ...
+
+    # -- due-jobs
+    @abc.abstractmethod
+    async def schedule(self, job: Job) -> None:
+        """Create or replace the job with this id (unclaimed)."""
+
+    @abc.abstractmethod
+    async def claim_due(self, owner: str, lease: float, limit: int = 10) -> list[Job]:
+        """Claim jobs that are due and unclaimed (or whose lease ran out); each once."""
+
+    @abc.abstractmethod
+    async def reschedule(self, job_id: str, owner: str, due_at: float) -> bool:
+        """Put a claimed job back for `due_at`; only its owner may."""
+
+    @abc.abstractmethod
+    async def complete(self, job_id: str, owner: str) -> bool:
+        """Delete a claimed job; only its owner may."""
+
+    @abc.abstractmethod
+    async def cancel_job(self, job_id: str) -> bool:
+        """Delete regardless of owner."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    # -- idempotency keys
+    @abc.abstractmethod
+    async def remember(self, key: str, ttl: float) -> bool:
+        """True the first time a key is seen within `ttl`, False afterwards."""

@@ -1,0 +1,10 @@
+"""Shared fixtures: each real counterpart lives in its own module under tests/testbed/."""
+
+pytest_plugins = [
+    "tests.testbed.redis_server",
+    "tests.testbed.aws",
+    "tests.testbed.nginx",
+    "tests.testbed.git",
+    "tests.testbed.slack_api",
+    "tests.testbed.rollbot_process",
+]

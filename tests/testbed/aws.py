@@ -1,0 +1,1 @@
+"""Test bed: aws (placeholder until written)."""

@@ -1,0 +1,1 @@
+"""Test bed: git (placeholder until written)."""

@@ -1,0 +1,1 @@
+"""Test bed: nginx (placeholder until written)."""

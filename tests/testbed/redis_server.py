@@ -1,0 +1,1 @@
+"""Test bed: redis_server (placeholder until written)."""

@@ -1,0 +1,1 @@
+"""Test bed: rollbot_process (placeholder until written)."""

@@ -1,0 +1,1 @@
+"""Test bed: slack_api (placeholder until written)."""
