@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
 
     rollbot_config: Path = Path("rollbot.yml")
+    # Folder of Jinja2 templates that replace the shipped announcement templates by name.
+    rollbot_templates: Path | None = None
     redis_url: SecretStr | None = None
     rollbot_db: Path = Path("rollbot.db")
     rollbot_status_interval: float = Field(default=300.0, gt=0)

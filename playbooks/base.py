@@ -74,6 +74,11 @@ class Step(BaseModel):
 
     mutating: ClassVar[bool] = False
     dangerous: ClassVar[bool] = False
+    # A quick read-only lookup (e.g. which revision is "previous"): planning runs it for real
+    # so the plan can show the exact calls of the steps that use its output.
+    resolves: ClassVar[bool] = False
+    # True when already_done() really inspects the world, so a crashed step can be re-checked.
+    can_check_done: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
     def title(self) -> str:

@@ -8,3 +8,10 @@ pytest_plugins = [
     "tests.testbed.slack_api",
     "tests.testbed.rollbot_process",
 ]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    from tests import fuzz_counter
+
+    if fuzz_counter.tried:
+        terminalreporter.write_line(f"fuzz: {fuzz_counter.tried} hostile inputs tried")

@@ -1,0 +1,151 @@
+"""The `rollbot` command line: serve, socket, check, plan, audit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from bot.errors import ConfigError
+
+log = logging.getLogger("rollbot")
+
+
+def _settings():
+    from bot.settings import Settings
+
+    return Settings()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rollbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="HTTP mode: /slack/events, /healthz, /metrics")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--host", default="0.0.0.0")
+    sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
+    sub.add_parser("check", help="validate settings, catalog and playbooks")
+    plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
+    plan.add_argument("target")
+    plan.add_argument("--to", dest="ref", default="previous")
+    audit = sub.add_parser("audit", help="export the audit log as JSON lines")
+    audit.add_argument("--since", default="1970-01-01", help="ISO date or time (UTC)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = _settings()
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            print(f"environment: {'.'.join(map(str, err['loc'])).upper()}: {err['msg']}")
+        return 2
+    try:
+        match args.command:
+            case "check":
+                return check(settings)
+            case "plan":
+                return asyncio.run(plan_target(settings, args.target, args.ref))
+            case "audit":
+                return asyncio.run(export_audit(settings, args.since))
+            case "serve" | "socket":
+                from bot.server import run
+
+                return asyncio.run(
+                    run(settings, args.command, getattr(args, "port", 0), getattr(args, "host", ""))
+                )
+    except ConfigError as exc:
+        _print_problems(exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+def _print_problems(exc: ConfigError) -> None:
+    print(f"{len(exc.problems)} problem(s) found:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def check(settings) -> int:
+    from bot.catalog import load_catalog
+    from bot.playbook import load_playbook, shipped_playbooks
+
+    problems = []
+    for name in shipped_playbooks():
+        try:
+            load_playbook(name)
+        except ConfigError as exc:
+            problems += exc.problems
+    try:
+        catalog = load_catalog(settings.rollbot_config)
+    except ConfigError as exc:
+        problems += exc.problems
+        catalog = None
+    for warning in settings.problems(serving=True):
+        print(f"warning: {warning}")
+    if problems:
+        _print_problems(ConfigError(problems))
+        return 1
+    assert catalog is not None
+    print(f"{catalog.path}: OK — {len(catalog.targets)} target(s)")
+    for name, target in sorted(catalog.targets.items()):
+        print(f"  {name}: {target.playbook.name} ({len(target.steps)} steps)")
+    return 0
+
+
+async def plan_target(settings, name: str, ref: str) -> int:
+    from bot.catalog import load_catalog
+    from bot.engine import plan, step_context
+    from playbooks.base import StepFailed
+
+    catalog = load_catalog(settings.rollbot_config)
+    target = catalog.targets.get(name)
+    if target is None:
+        print(f"unknown target {name!r}; known: {', '.join(catalog.names())}", file=sys.stderr)
+        return 2
+    print(f"Plan for {name} ({target.playbook.name}, to {ref}) — nothing will be changed:")
+    try:
+        planned = await plan(target.steps, step_context(target, ref, settings))
+    except StepFailed as exc:
+        print(f"cannot plan: {exc}", file=sys.stderr)
+        return 1
+    for entry in planned:
+        mark = "CHANGE" if entry.mutating else "read  "
+        print(f"{entry.index + 1:>2}. [{mark}] {entry.title}")
+        for call in entry.calls:
+            print(f"      {call}")
+    return 0
+
+
+async def export_audit(settings, since: str) -> int:
+    from bot.store import open_store
+
+    try:
+        start = datetime.fromisoformat(since)
+    except ValueError:
+        print(f"--since: {since!r} is not an ISO date or time", file=sys.stderr)
+        return 2
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    store = open_store(settings)
+    await store.connect()
+    try:
+        for entry in await store.audit_since(start.timestamp()):
+            print(json.dumps(entry.model_dump(), sort_keys=True))
+    finally:
+        await store.close()
+    return 0
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,1 @@
+"""The rollback domain: request, approval, execution, verification and announcements."""

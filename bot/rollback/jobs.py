@@ -1,0 +1,269 @@
+"""Scheduled work of a rollback: executing the playbook and the status updates (due-jobs)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from bot import metrics
+from bot.engine import PlaybookRunner, RunResult, StepResult, step_context
+from bot.rollback import messaging as msg
+from bot.rollback import report, service
+from bot.rollback.flows import post, upload
+from bot.rollback.models import EXECUTING, TERMINAL, JobKind, State, StepRecord
+from bot.scheduler import JobWorker
+from bot.services import Services
+from bot.slack.text import escape
+from bot.store.base import Job, now
+
+log = logging.getLogger(__name__)
+
+
+def register(worker: JobWorker, services: Services, client: Any) -> None:
+    worker.on(JobKind.EXECUTE, lambda job: execute(services, client, job))
+    worker.on(JobKind.STATUS, lambda job: status_update(services, client, job))
+
+
+async def execute(services: Services, client: Any, job: Job) -> float | None:
+    """Run (or resume) the playbook; a second claimer only checks the executor is alive."""
+    rollback_id = job.payload["id"]
+    record = await services.store.get(rollback_id)
+    if record is None or record.state in TERMINAL:
+        return None
+    lease = services.settings.rollbot_lease_seconds
+    if not await services.store.acquire_lock(
+        service.exec_lock(rollback_id), services.replica, lease
+    ):
+        return now() + lease  # someone alive is executing it: look again later
+    resumed = record.state in EXECUTING
+    if record.state == State.APPROVED:
+        record = await service.move(
+            services.store,
+            rollback_id,
+            {State.APPROVED},
+            State.RUNNING,
+            services.replica,
+            started_at=now(),
+            executor=services.replica,
+        )
+    elif resumed:
+        record = await services.store.update_data(rollback_id, {"executor": services.replica})
+    if record is None or record.state not in EXECUTING:
+        return None
+    heartbeat = asyncio.create_task(_heartbeat(services, rollback_id, record.data["target"]))
+    try:
+        await Execution(services, client, rollback_id).run(resumed)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        await services.store.release_lock(service.exec_lock(rollback_id), services.replica)
+    return None
+
+
+async def _heartbeat(services: Services, rollback_id: str, target: str) -> None:
+    """Keep the executor lock and the target lock alive while the playbook runs."""
+    lease = services.settings.rollbot_lease_seconds
+    while True:
+        await asyncio.sleep(lease / 3)
+        await services.store.acquire_lock(service.exec_lock(rollback_id), services.replica, lease)
+        await services.store.acquire_lock(
+            service.target_lock(target), rollback_id, service.TARGET_LOCK_TTL
+        )
+
+
+class Execution:
+    """One replica running one rollback's playbook and reporting on it."""
+
+    def __init__(self, services: Services, client: Any, rollback_id: str) -> None:
+        self.services = services
+        self.client = client
+        self.id = rollback_id
+
+    async def run(self, resumed: bool) -> None:
+        store = self.services.store
+        data = service.data_of(await store.get(self.id))  # type: ignore[arg-type]
+        target = self.services.catalog.targets.get(data.target)
+        if target is None:
+            await self._finish(RunResult(False, [], f"target {data.target} left the catalog"))
+            return
+        self.data = data
+        self.step_ids = [s.id for s in target.steps]
+        self.verify_from = _verification_start(target.steps)
+        if resumed:
+            await post(
+                self.services,
+                self.client,
+                data.channel,
+                f":recycle: Rollback `{self.id}` resumed by replica "
+                f"{escape(self.services.replica)} after its executor stopped; steps that "
+                "finished are not repeated.",
+                thread_ts=data.thread_ts,
+                subject=self.id,
+            )
+        if not data.progress_ts:
+            data.progress_ts = await post(
+                self.services,
+                self.client,
+                data.channel,
+                f"Progress of {data.target}",
+                msg.progress_blocks(self.id, data, self.step_ids, self.step_ids[0]),
+                thread_ts=data.thread_ts,
+                subject=self.id,
+            )
+            await store.update_data(self.id, {"progress_ts": data.progress_ts})
+        ctx = step_context(target, data.ref, self.services.settings)
+        runner = PlaybookRunner(store, self.id, self._on_step)
+        result = await runner.run(target.steps, ctx)
+        await self._finish(result)
+
+    async def _on_step(self, result: StepResult, total: int) -> None:
+        record = StepRecord(
+            index=result.index,
+            step_id=result.step_id,
+            title=result.title,
+            outcome=result.outcome,
+            seconds=result.seconds,
+            error=result.error,
+            output=result.output,
+        )
+        self.data.steps = [s for s in self.data.steps if s.step_id != record.step_id] + [record]
+        nxt = self.step_ids[result.index + 1] if result.index + 1 < total else ""
+        self.data.current_step = nxt
+        await self.services.store.update_data(
+            self.id, {"steps": [s.model_dump() for s in self.data.steps], "current_step": nxt}
+        )
+        if nxt and result.index + 1 == self.verify_from:
+            await service.move(
+                self.services.store,
+                self.id,
+                {State.RUNNING},
+                State.VERIFYING,
+                self.services.replica,
+            )
+        await self.client.chat_update(
+            channel=self.data.channel,
+            ts=self.data.progress_ts,
+            text="Rollback progress",
+            blocks=msg.progress_blocks(self.id, self.data, self.step_ids, nxt),
+        )
+
+    async def _finish(self, result: RunResult) -> None:
+        data = self.data
+        to = (
+            State.SUCCEEDED
+            if result.ok
+            else (State.INTERRUPTED if result.interrupted else State.FAILED)
+        )
+        checklist = _checklist(result, self.verify_from)
+        record = await service.move(
+            self.services.store,
+            self.id,
+            EXECUTING,
+            to,
+            self.services.replica,
+            finished_at=now(),
+            error=result.error,
+            checklist=checklist,
+            current_step="",
+        )
+        if record is None:
+            return  # another replica already ended it
+        metrics.rollbacks.labels(outcome=to.value).inc()
+        data = service.data_of(record)
+        text = msg.render(
+            "completion",
+            self.services.settings.rollbot_templates,
+            ok=result.ok,
+            outcome=to.value,
+            target=data.target,
+            id=self.id,
+            total=msg.duration(
+                (data.finished_at or now()) - (data.started_at or record.created_at)
+            ),
+            approver=data.approver,
+            error=result.error,
+            checklist=checklist,
+        )
+        blocks = [msg.section(text)]
+        if not result.ok:
+            blocks += msg.failure_actions(self.id, data)
+        await post(
+            self.services,
+            self.client,
+            data.channel,
+            text,
+            blocks,
+            thread_ts=data.thread_ts,
+            subject=self.id,
+            broadcast=True,
+        )
+        await service.release_target(self.services.store, data.target, self.id)
+        await upload(
+            self.services,
+            self.client,
+            data.channel,
+            data.thread_ts,
+            f"incident-report-{self.id}.md",
+            await report.incident_report(self.services, self.id),
+            f"Incident report {self.id}",
+            self.id,
+        )
+
+
+def _verification_start(steps: list[Any]) -> int:
+    """Steps after the last change are the verification the runbooks ask for."""
+    last = max((i for i, s in enumerate(steps) if s.mutating), default=-1)
+    return last + 1
+
+
+def _checklist(result: RunResult, verify_from: int) -> list[dict[str, Any]]:
+    items = []
+    for step in result.steps:
+        if step.index < verify_from:
+            continue
+        items.append(
+            {
+                "name": step.title,
+                "ok": step.outcome in ("ok", "skipped"),
+                "detail": step.error or _summary(step.output),
+            }
+        )
+    return items
+
+
+def _summary(output: dict[str, Any]) -> str:
+    keys = [k for k in ("summary", "detail", "task_definition", "status") if k in output]
+    return "; ".join(f"{k}: {output[k]}" for k in keys)[:300]
+
+
+async def status_update(services: Services, client: Any, job: Job) -> float | None:
+    """Every ROLLBOT_STATUS_INTERVAL while a rollback runs; each due time posts once."""
+    record = await services.store.get(job.payload["id"])
+    interval = services.settings.rollbot_status_interval
+    if record is None or record.state in TERMINAL:
+        return None
+    if record.state not in EXECUTING and record.state != State.APPROVED:
+        return now() + interval
+    # A claim whose lease ran out is claimed again with the same due time: post it once.
+    if await services.store.remember(f"status:{record.id}:{job.due_at:.3f}", ttl=86400):
+        data = service.data_of(record)
+        next_due = now() + interval
+        text = msg.render(
+            "status",
+            services.settings.rollbot_templates,
+            target=data.target,
+            id=record.id,
+            state=record.state,
+            elapsed=msg.duration(now() - (data.started_at or record.created_at)),
+            current_step=data.current_step,
+            next_update=msg.utc(next_due),
+        )
+        await post(
+            services, client, data.channel, text, thread_ts=data.thread_ts, subject=record.id
+        )
+        await services.store.update_data(record.id, {"status_updates": data.status_updates + 1})
+        return next_due
+    return now() + interval

@@ -1,0 +1,173 @@
+"""Announcements (Jinja2 templates, operator-overridable) and Block Kit for rollbacks."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+
+from bot.rollback.models import ActionId, RollbackData, State
+from bot.slack.text import escape, truncate
+
+SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section text
+
+
+@cache
+def _env(override_dir: str | None, for_slack: bool) -> Environment:
+    loaders: list[Any] = [PackageLoader("bot", "templates")]
+    if override_dir:
+        loaders.insert(0, FileSystemLoader(override_dir))
+    # Every value is escaped on the way into Slack text: user input never becomes markup.
+    return Environment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        finalize=escape if for_slack else None,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def render(
+    name: str, override_dir: Path | None = None, *, slack: bool = True, **values: Any
+) -> str:
+    env = _env(str(override_dir) if override_dir else None, slack)
+    return env.get_template(f"{name}.md.j2").render(**values).strip()
+
+
+def utc(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    minutes, sec = divmod(seconds, 60)
+    return f"{minutes}m {sec:02d}s" if minutes else f"{sec}s"
+
+
+def mention(slack_id: str) -> str:
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2900)}]}
+
+
+def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) -> list[dict]:
+    lines = []
+    for step in data.plan:
+        mark = ":pencil2:" if step.get("mutating") else ":mag:"
+        calls = "\n".join(f"`{escape(c)}`" for c in step.get("calls", []))
+        lines.append(f"{mark} *{escape(step['title'])}*\n{calls}")
+    plan_text = "\n".join(lines) or "(no steps)"
+    value = json.dumps({"id": rollback_id})
+    return [
+        section(
+            f":raised_hand: *Approval needed* — {' '.join(mention(a) for a in approvers)}\n"
+            f"<@{data.requester}> asks to roll back *{escape(data.target)}* to "
+            f"`{escape(data.ref)}`. The requester cannot approve their own rollback."
+        ),
+        section(f"*Plan — every call that will be made:*\n{plan_text}"),
+        {
+            "type": "actions",
+            "block_id": f"approval:{rollback_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ActionId.APPROVE.value,
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "value": value,
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Run this rollback?"},
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": f"Roll back *{escape(data.target)}* now.",
+                        },
+                        "confirm": {"type": "plain_text", "text": "Run it"},
+                        "deny": {"type": "plain_text", "text": "Not yet"},
+                    },
+                },
+                {
+                    "type": "button",
+                    "action_id": ActionId.REJECT.value,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Reject"},
+                    "value": value,
+                },
+            ],
+        },
+    ]
+
+
+def decided_blocks(data: RollbackData, state: State, by: str) -> list[dict]:
+    verb = {
+        State.APPROVED: ":white_check_mark: Approved",
+        State.REJECTED: ":no_entry: Rejected",
+        State.CANCELLED: ":heavy_minus_sign: Cancelled",
+    }.get(state, state.value)
+    return [
+        section(f"{verb} by <@{by}> — rollback of *{escape(data.target)}* to `{escape(data.ref)}`.")
+    ]
+
+
+STEP_ICONS = {
+    "ok": ":white_check_mark:",
+    "skipped": ":white_check_mark:",
+    "failed": ":x:",
+    "interrupted": ":warning:",
+    "running": ":arrows_counterclockwise:",
+    "pending": ":white_circle:",
+}
+
+
+def progress_blocks(
+    rollback_id: str, data: RollbackData, total_steps: list[str], running: str = ""
+) -> list[dict]:
+    done = {s.step_id: s for s in data.steps}
+    lines = []
+    for step_id, title in _titles(data, total_steps):
+        rec = done.get(step_id)
+        state = rec.outcome if rec else ("running" if step_id == running else "pending")
+        timing = f" ({rec.seconds:.1f} s)" if rec else ""
+        error = f"\n      {escape(truncate(rec.error, 300))}" if rec and rec.error else ""
+        lines.append(f"{STEP_ICONS.get(state, '')} {escape(title)} — {state}{timing}{error}")
+    return [section(f"*Progress — {escape(data.target)}* (`{rollback_id}`)\n" + "\n".join(lines))]
+
+
+def _titles(data: RollbackData, step_ids: list[str]) -> list[tuple[str, str]]:
+    titles = {p["step_id"]: p["title"] for p in data.plan}
+    return [(sid, titles.get(sid, sid)) for sid in step_ids]
+
+
+def failure_actions(rollback_id: str, data: RollbackData) -> list[dict]:
+    value = json.dumps({"id": rollback_id})
+    return [
+        section(
+            "*Options from the runbook:* roll back one revision further, or use the"
+            " scale-to-zero / stop-worker targets of this service if the catalog has them."
+        ),
+        {
+            "type": "actions",
+            "block_id": f"failure:{rollback_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ActionId.RETRY_FURTHER.value,
+                    "text": {"type": "plain_text", "text": "Roll back further"},
+                    "value": value,
+                },
+            ],
+        },
+    ]

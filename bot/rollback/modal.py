@@ -1,0 +1,146 @@
+"""The /rollback form: building the modal and validating a submission."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.commands import MAX_REASON, REF
+from bot.rollback.models import CallbackId
+from bot.services import Services
+from bot.slack.text import truncate
+
+SEVERITIES = ["critical", "high", "medium", "low"]
+
+
+def _option(value: str, text: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": truncate(text, 75)}, "value": value}
+
+
+def rollback_view(services: Services, origin_channel: str, prefill: dict[str, str]) -> dict:
+    targets = services.catalog.targets
+    options = [_option(n, f"{n} — {t.playbook.name}") for n, t in sorted(targets.items())][:100]
+    target_select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": "value",
+        "options": options,
+        "placeholder": {"type": "plain_text", "text": "Target"},
+    }
+    if prefill.get("target") in targets:
+        target_select["initial_option"] = next(
+            o for o in options if o["value"] == prefill["target"]
+        )
+    severity = {
+        "type": "static_select",
+        "action_id": "value",
+        "options": [_option(s, s) for s in SEVERITIES],
+        "initial_option": _option("high", "high"),
+    }
+    meta = json.dumps({"channel": origin_channel, "diagnosis": prefill.get("diagnosis", "")})
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.ROLLBACK_MODAL.value,
+        "title": {"type": "plain_text", "text": "Emergency rollback"},
+        "submit": {"type": "plain_text", "text": "Request"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": meta,
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "target",
+                "element": target_select,
+                "label": {"type": "plain_text", "text": "Target (method comes from its playbook)"},
+            },
+            {
+                "type": "input",
+                "block_id": "ref",
+                "label": {"type": "plain_text", "text": "Roll back to"},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "previous, a task-definition revision, an image tag or a git ref",
+                },
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "initial_value": prefill.get("ref", "previous"),
+                    "max_length": 128,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": "Reason"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": True,
+                    "max_length": MAX_REASON,
+                    "initial_value": truncate(prefill.get("reason", ""), MAX_REASON),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "severity",
+                "element": severity,
+                "label": {"type": "plain_text", "text": "Severity"},
+            },
+        ],
+    }
+
+
+@dataclass
+class ModalRequest:
+    target: str
+    ref: str
+    reason: str
+    severity: str
+    origin_channel: str
+    diagnosis: str
+
+
+def parse_submission(services: Services, view: dict[str, Any]) -> ModalRequest | dict[str, str]:
+    """The request, or the inline errors to show (block_id -> message)."""
+    values = view.get("state", {}).get("values", {})
+
+    def value(block: str) -> str:
+        element = values.get(block, {}).get("value", {})
+        if not isinstance(element, dict):
+            return ""
+        selected = element.get("selected_option") or {}
+        raw = selected.get("value") if isinstance(selected, dict) else None
+        raw = raw if raw is not None else element.get("value")
+        return raw.strip() if isinstance(raw, str) else ""
+
+    errors: dict[str, str] = {}
+    target, ref, reason, severity = (
+        value("target"),
+        value("ref") or "previous",
+        value("reason"),
+        value("severity") or "high",
+    )
+    if target not in services.catalog.targets:
+        errors["target"] = "Pick a target from the list."
+    if not REF.match(ref):
+        errors["ref"] = "Use previous, a revision number, an image tag or a git ref."
+    if not reason:
+        errors["reason"] = "Say why, for the announcement and the report."
+    elif len(reason) > MAX_REASON:
+        errors["reason"] = f"Keep it under {MAX_REASON} characters."
+    if severity not in SEVERITIES:
+        errors["severity"] = "Pick a severity."
+    if errors:
+        return errors
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    return ModalRequest(
+        target,
+        ref,
+        reason,
+        severity,
+        str(meta.get("channel", ""))[:40],
+        str(meta.get("diagnosis", ""))[:40],
+    )

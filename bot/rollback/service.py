@@ -1,0 +1,138 @@
+"""Store operations for rollbacks: create, move state by compare-and-set, locks, audit."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from bot.rollback.models import KIND, TERMINAL, RollbackData, State
+from bot.store.base import AuditEntry, Record, Store, now
+
+# A target lock outlives any single replica only this long without being renewed.
+TARGET_LOCK_TTL = 4 * 3600.0
+
+
+def new_id() -> str:
+    return "rb-" + secrets.token_hex(4)
+
+
+def target_lock(target: str) -> str:
+    return f"target:{target}"
+
+
+def exec_lock(rollback_id: str) -> str:
+    return f"exec:{rollback_id}"
+
+
+def data_of(record: Record) -> RollbackData:
+    return RollbackData.model_validate(record.data)
+
+
+async def audit(store: Store, actor: str, action: str, subject: str, **detail: Any) -> None:
+    await store.audit(
+        AuditEntry(at=now(), actor=actor, action=action, subject=subject, detail=detail)
+    )
+
+
+async def create(store: Store, rollback_id: str, data: RollbackData) -> Record:
+    t = now()
+    record = Record(
+        id=rollback_id,
+        kind=KIND,
+        state=State.REQUESTED,
+        data=data.model_dump(),
+        created_at=t,
+        updated_at=t,
+    )
+    if not await store.create(record):
+        raise RuntimeError(f"rollback id {rollback_id} already exists")
+    await audit(
+        store,
+        data.requester,
+        "rollback.requested",
+        rollback_id,
+        target=data.target,
+        ref=data.ref,
+        reason=data.reason,
+    )
+    return record
+
+
+async def move(
+    store: Store,
+    rollback_id: str,
+    from_states: set[State] | frozenset[State],
+    to: State,
+    actor: str,
+    **patch: Any,
+) -> Record | None:
+    """Compare-and-set the state; audit only the transition that won."""
+    record = await store.transition(rollback_id, {s.value for s in from_states}, to.value, patch)
+    if record is not None:
+        await audit(
+            store,
+            actor,
+            f"rollback.{to.value}",
+            rollback_id,
+            **{k: v for k, v in patch.items() if k in ("approver", "error", "reason")},
+        )
+    return record
+
+
+async def active_for_target(store: Store, target: str) -> Record | None:
+    """The unfinished rollback holding this target, if any."""
+    info = await store.lock_info(target_lock(target))
+    if info is None:
+        return None
+    record = await store.get(info.owner)
+    if record is None or record.state in TERMINAL:
+        return None
+    return record
+
+
+async def take_target(store: Store, target: str, rollback_id: str) -> bool:
+    return await store.acquire_lock(target_lock(target), rollback_id, TARGET_LOCK_TTL)
+
+
+async def release_target(store: Store, target: str, rollback_id: str) -> None:
+    await store.release_lock(target_lock(target), rollback_id)
+
+
+async def list_rollbacks(
+    store: Store, *, active: bool | None = None, target: str | None = None, limit: int = 50
+) -> list[Record]:
+    records = await store.list_records(KIND, limit=500 if target else limit)
+    if active is True:
+        records = [r for r in records if r.state not in TERMINAL]
+    elif active is False:
+        records = [r for r in records if r.state in TERMINAL]
+    if target:
+        records = [r for r in records if r.data.get("target") == target]
+    return records[:limit]
+
+
+class ApproverDirectory:
+    """Resolves user-group approvers live through Slack, caching each group briefly."""
+
+    def __init__(self, client: Any, ttl: float = 60.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, set[str]]] = {}
+
+    async def members(self, group_id: str) -> set[str]:
+        hit = self._cache.get(group_id)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        response = await self.client.usergroups_users_list(usergroup=group_id)
+        users = set(response.get("users") or [])
+        self._cache[group_id] = (time.monotonic(), users)
+        return users
+
+    async def is_approver(self, user: str, approvers: list[str]) -> bool:
+        if user in approvers:
+            return True
+        for group in (a for a in approvers if a.startswith("S")):
+            if user in await self.members(group):
+                return True
+        return False

@@ -1,0 +1,71 @@
+"""Due-job worker: claims jobs from the store so each runs once, whichever replica is alive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot import metrics
+from bot.store.base import Job, Store, now
+
+log = logging.getLogger(__name__)
+
+# A handler returns None when the job is finished, or the time it is next due.
+JobHandler = Callable[[Job], Awaitable[float | None]]
+
+
+class JobWorker:
+    """Polls the store for due jobs and runs their handlers; survives handler failures."""
+
+    def __init__(self, store: Store, owner: str, lease: float, tick: float = 0.5) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = lease
+        self.tick = tick
+        self.handlers: dict[str, JobHandler] = {}
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+
+    def on(self, kind: str, handler: JobHandler) -> None:
+        self.handlers[kind] = handler
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for job in await self.store.claim_due(self.owner, self.lease):
+                    task = asyncio.create_task(self._handle(job))
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
+            except Exception:  # the store may be briefly unreachable: keep polling
+                log.exception("claiming due jobs failed")
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.tick)
+            except TimeoutError:
+                pass
+
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Stop claiming; let running handlers finish for a while (the rest resume elsewhere)."""
+        self._stop.set()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=drain_seconds)
+
+    async def _handle(self, job: Job) -> None:
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            log.error("no handler for job kind %s (%s); dropping it", job.kind, job.id)
+            await self.store.complete(job.id, self.owner)
+            return
+        try:
+            next_due = await handler(job)
+        except Exception:
+            log.exception("job %s failed; retrying in %ss", job.id, self.lease)
+            metrics.jobs_run.labels(kind=job.kind, outcome="error").inc()
+            await self.store.reschedule(job.id, self.owner, now() + min(self.lease, 30.0))
+            return
+        metrics.jobs_run.labels(kind=job.kind, outcome="ok").inc()
+        if next_due is None:
+            await self.store.complete(job.id, self.owner)
+        else:
+            await self.store.reschedule(job.id, self.owner, next_due)

@@ -1,0 +1,81 @@
+"""Builds the Bolt AsyncApp: Web API client with retries, listeners, one error handler."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_client(services: Services) -> AsyncWebClient:
+    """Web API client that waits out 429 Retry-After and retries 5xx and dropped connections."""
+    settings = services.settings
+    return AsyncWebClient(
+        token=settings.secret("slack_bot_token"),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncServerErrorRetryHandler(max_retry_count=3),
+            AsyncConnectionErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+def build_app(services: Services, *, socket_mode: bool = False) -> AsyncApp:
+    import handlers
+
+    settings = services.settings
+    app = AsyncApp(
+        client=build_client(services),
+        signing_secret=None if socket_mode else settings.secret("slack_signing_secret"),
+        request_verification_enabled=not socket_mode,
+        # Bolt would call auth.test on every request otherwise; once at start-up is enough.
+        token_verification_enabled=False,
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.middleware
+    async def inject_services(context: dict[str, Any], next: Any) -> None:
+        context["services"] = services
+        await next()
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
+        await report_failure(error, body, respond)
+
+    handlers.register(app)
+    return app
+
+
+async def report_failure(error: Exception, body: dict[str, Any], respond: Any) -> None:
+    """Log the traceback; show the user one short line with a reference to find it."""
+    ref = uuid.uuid4().hex[:8]
+    kind = body.get("type") or ("command" if "command" in body else "unknown")
+    metrics.listener_errors.labels(kind=kind).inc()
+    log.error("listener failed (ref %s)", ref, exc_info=error)
+    text = (
+        f":warning: Rollbot hit an internal error and did not finish that (ref `{ref}`). "
+        "Nothing was changed by this request; the operators can find the details in the log."
+    )
+    try:
+        if respond is not None and (body.get("response_url") or _response_urls(body)):
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception:  # Slack itself may be the failure; the log has it already
+        log.warning("could not tell the user about error ref %s", ref)
+
+
+def _response_urls(body: dict[str, Any]) -> list[Any]:
+    return body.get("response_urls") or []

@@ -1,0 +1,36 @@
+"""/diagnose TARGET: ack at once, then capture evidence and post the verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import commands as cmd
+from bot.diagnose import flows
+from bot.services import Services
+from handlers.commands.rollback import unknown_target
+
+
+async def diagnose_command(
+    ack: Any, command: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+) -> None:
+    services: Services = context["services"]
+    try:
+        target = cmd.parse_diagnose(command.get("text"))
+    except cmd.UsageError as exc:
+        await ack(response_type="ephemeral", text=str(exc))
+        return
+    if target is None:
+        await ack(response_type="ephemeral", text=cmd.DIAGNOSE_USAGE)
+        return
+    if target not in services.catalog.targets:
+        await ack(response_type="ephemeral", text=unknown_target(target, services))
+        return
+    await ack(response_type="ephemeral", text=f"Diagnosing `{target}`…")
+    await flows.diagnose(
+        services,
+        client,
+        target=target,
+        user=command.get("user_id", ""),
+        channel=command.get("channel_id", ""),
+        respond=respond,
+    )

@@ -1,0 +1,64 @@
+"""/rollback: parse, ack within Slack's 3 seconds, hand the work to the rollback flows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import commands as cmd
+from bot.rollback import flows
+from bot.services import Services
+from bot.slack.text import code
+
+
+def unknown_target(name: str, services: Services) -> str:
+    known = ", ".join(code(n) for n in services.catalog.names()) or "none configured"
+    return f"I don't know the target {code(name)}. Known targets: {known}."
+
+
+async def rollback_command(
+    ack: Any, command: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+) -> None:
+    services: Services = context["services"]
+    try:
+        parsed = cmd.parse_rollback(command.get("text"))
+    except cmd.UsageError as exc:
+        await ack(response_type="ephemeral", text=str(exc))
+        return
+    user = command.get("user_id", "")
+    match parsed:
+        case cmd.Help():
+            await ack(response_type="ephemeral", text=cmd.ROLLBACK_USAGE)
+        case cmd.StartRollback(target=name) if name not in services.catalog.targets:
+            await ack(response_type="ephemeral", text=unknown_target(name, services))
+        case cmd.History(target=name) if name and name not in services.catalog.targets:
+            await ack(response_type="ephemeral", text=unknown_target(name, services))
+        case cmd.OpenModal():
+            await ack()
+            await flows.open_rollback_modal(
+                services, client, command["trigger_id"], user, command.get("channel_id", "")
+            )
+        case cmd.Status():
+            await ack()
+            await respond(**await flows.status_message(services))
+        case cmd.History(target=name):
+            await ack()
+            await respond(**await flows.history_message(services, name))
+        case cmd.Cancel(rollback_id=rid):
+            await ack()
+            await respond(**await flows.cancel(services, client, rid, user))
+        case cmd.StartRollback() as request:
+            await ack(
+                response_type="ephemeral",
+                text=f"Rollback of {code(request.target)} requested: "
+                "capturing diagnostics before anything changes…",
+            )
+            await flows.request_rollback(
+                services,
+                client,
+                target=request.target,
+                ref=request.ref,
+                reason=request.reason,
+                requester=user,
+                origin_channel=command.get("channel_id", ""),
+                respond=respond,
+            )

@@ -1,0 +1,12 @@
+"""View-submission listeners (modals)."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.rollback.models import CallbackId
+from handlers.views.rollback import rollback_submitted
+
+
+def register(app: AsyncApp) -> None:
+    app.view(CallbackId.ROLLBACK_MODAL.value)(rollback_submitted)

@@ -1,0 +1,223 @@
+"""ECS steps that register a changed task-definition revision or change a service's count."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from playbooks.base import Step, StepContext, StepFailed, in_thread, register_step
+
+# Fields describe_task_definition returns that register_task_definition refuses.
+READ_ONLY = (
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+)
+SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|key|credential|auth|private)")
+
+
+def aws_failure(action: str, exc: Exception) -> StepFailed:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return StepFailed(f"{action} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}")
+    return StepFailed(f"{action} failed: {exc}")
+
+
+class _EcsStep(Step):
+    cluster: str | None = None
+    service: str | None = None
+    region: str | None = None
+
+    def ecs(self, ctx: StepContext) -> Any:
+        return ctx.aws.client("ecs", self.region or ctx.param("region"))
+
+    def names(self, ctx: StepContext) -> tuple[str, str]:
+        cluster = self.cluster or ctx.param("cluster")
+        service = self.service or ctx.param("service")
+        if not cluster or not service:
+            raise StepFailed(f"{self.type} needs a cluster and a service")
+        return cluster, service
+
+    async def call(self, ctx: StepContext, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return await in_thread(getattr(self.ecs(ctx), method), **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise aws_failure(f"ecs.{method}", exc) from None
+
+    async def service_state(self, ctx: StepContext) -> dict[str, Any]:
+        cluster, service = self.names(ctx)
+        found = await self.call(ctx, "describe_services", cluster=cluster, services=[service])
+        live = [s for s in found.get("services", []) if s.get("status") != "INACTIVE"]
+        if not live:
+            raise StepFailed(f"service {service!r} not found in cluster {cluster!r}")
+        return live[0]
+
+
+@register_step
+class EcsRegisterRevision(_EcsStep):
+    """New revision of the service's task definition with the image or environment changed."""
+
+    type: Literal["ecs.register_revision"] = "ecs.register_revision"
+    container: str | None = None  # default: the target's `container`, else the first one
+    image: str | None = None  # a full image, or just a tag to put on the current repository
+    environment: dict[str, str] = {}  # variables to set (runbook 000: TORNADO_PROCESSES=1)
+    environment_from: str | None = None  # a task definition whose environment to restore
+    base_task_definition: str | None = None  # default: what the service runs now
+
+    mutating: ClassVar[bool] = True
+    can_check_done: ClassVar[bool] = True
+    summary: ClassVar[str] = "Register a task-definition revision"
+
+    async def _base(self, ctx: StepContext) -> dict[str, Any]:
+        arn = self.base_task_definition or (await self.service_state(ctx))["taskDefinition"]
+        found = await self.call(ctx, "describe_task_definition", taskDefinition=arn)
+        return found["taskDefinition"]
+
+    def _container(self, ctx: StepContext, taskdef: dict[str, Any]) -> dict[str, Any]:
+        name = self.container or ctx.param("container")
+        containers = taskdef.get("containerDefinitions", [])
+        for c in containers:
+            if name is None or c.get("name") == name:
+                return c
+        known = ", ".join(c.get("name", "?") for c in containers)
+        raise StepFailed(f"container {name!r} not in the task definition (has: {known})")
+
+    def _image(self, current: str) -> str | None:
+        if not self.image:
+            return None
+        if "/" in self.image or ("@" in self.image and ":" in self.image.split("@")[0]):
+            return self.image
+        repo = (
+            current.split("@")[0].rsplit(":", 1)[0]
+            if ":" in current.split("/")[-1]
+            else (current.split("@")[0])
+        )
+        return f"{repo}:{self.image.lstrip(':')}"
+
+    async def _desired_env(self, ctx: StepContext, current: list[dict[str, str]]) -> list | None:
+        env = {e["name"]: e["value"] for e in current}
+        if self.environment_from:
+            source = await self.call(
+                ctx, "describe_task_definition", taskDefinition=self.environment_from
+            )
+            env = {
+                e["name"]: e["value"]
+                for e in self._container(ctx, source["taskDefinition"]).get("environment", [])
+            }
+        if not self.environment and not self.environment_from:
+            return None
+        env.update(self.environment)
+        return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+    async def _changes(self, ctx: StepContext) -> tuple[dict[str, Any], dict[str, Any]]:
+        base = await self._base(ctx)
+        container = self._container(ctx, base)
+        image = self._image(container.get("image", ""))
+        env = await self._desired_env(ctx, container.get("environment", []))
+        if image is None and env is None:
+            raise StepFailed("register_revision needs an image, environment or environment_from")
+        return base, {"name": container["name"], "image": image, "environment": env}
+
+    async def plan(self, ctx: StepContext) -> list[str]:
+        base, change = await self._changes(ctx)
+        parts = [
+            f"family={base['family']!r}",
+            f"from revision {base['revision']}",
+            f"container={change['name']!r}",
+        ]
+        if change["image"]:
+            parts.append(f"image={change['image']!r}")
+        if change["environment"] is not None:
+            parts.append("environment=" + _shown_env(change["environment"]))
+        return [f"ecs.register_task_definition({', '.join(parts)})"]
+
+    async def run(self, ctx: StepContext) -> dict[str, Any]:
+        base, change = await self._changes(ctx)
+        spec = {k: v for k, v in base.items() if k not in READ_ONLY}
+        for c in spec["containerDefinitions"]:
+            if c["name"] == change["name"]:
+                if change["image"]:
+                    c["image"] = change["image"]
+                if change["environment"] is not None:
+                    c["environment"] = change["environment"]
+        registered = (await self.call(ctx, "register_task_definition", **spec))["taskDefinition"]
+        return {
+            "task_definition": registered["taskDefinitionArn"],
+            "revision": registered["revision"],
+            "base_revision": base["revision"],
+            "image": change["image"] or "",
+            "environment": _shown_env(change["environment"] or []),
+        }
+
+    async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
+        """After a crash: the newest revision of the family already carries the change."""
+        base, change = await self._changes(ctx)
+        newest = await self.call(ctx, "describe_task_definition", taskDefinition=base["family"])
+        taskdef = newest["taskDefinition"]
+        if taskdef["revision"] <= base["revision"]:
+            return None
+        container = self._container(ctx, taskdef)
+        if change["image"] and container.get("image") != change["image"]:
+            return None
+        env = sorted(container.get("environment", []), key=lambda e: e["name"])
+        if change["environment"] is not None and env != change["environment"]:
+            return None
+        return {
+            "task_definition": taskdef["taskDefinitionArn"],
+            "revision": taskdef["revision"],
+            "base_revision": base["revision"],
+            "image": change["image"] or "",
+            "environment": _shown_env(change["environment"] or []),
+            "resumed": True,
+        }
+
+
+def _shown_env(env: list[dict[str, str]]) -> str:
+    """Environment for plans and journals: values of secret-looking names are hidden."""
+    shown = [
+        f"{e['name']}={'[redacted]' if SECRET_NAME.search(e['name']) else e['value']}" for e in env
+    ]
+    return "[" + ", ".join(shown) + "]"
+
+
+@register_step
+class EcsScaleService(_EcsStep):
+    """Set a service's desired count: stop it (0), or bring it back (runbooks 000, 001)."""
+
+    type: Literal["ecs.scale"] = "ecs.scale"
+    desired_count: int
+
+    mutating: ClassVar[bool] = True
+    can_check_done: ClassVar[bool] = True
+    summary: ClassVar[str] = "Scale the service"
+
+    def title(self) -> str:
+        return self.name or f"Scale {self.service or 'the service'} to {self.desired_count}"
+
+    async def plan(self, ctx: StepContext) -> list[str]:
+        cluster, service = self.names(ctx)
+        return [
+            f"ecs.update_service(cluster={cluster!r}, service={service!r}, "
+            f"desiredCount={self.desired_count})"
+        ]
+
+    async def run(self, ctx: StepContext) -> dict[str, Any]:
+        cluster, service = self.names(ctx)
+        before = (await self.service_state(ctx)).get("desiredCount")
+        await self.call(
+            ctx, "update_service", cluster=cluster, service=service, desiredCount=self.desired_count
+        )
+        return {"service": service, "desired_before": before, "desired": self.desired_count}
+
+    async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
+        state = await self.service_state(ctx)
+        if state.get("desiredCount") != self.desired_count:
+            return None
+        return {"service": state["serviceName"], "desired": self.desired_count, "resumed": True}
