@@ -17,16 +17,6 @@ from playbooks.base import Step
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
-# Keys of a target that belong to Rollbot itself; every other key is a playbook parameter.
-TARGET_KEYS = {
-    "playbook",
-    "description",
-    "approvers",
-    "requesters",
-    "allow_self_approval",
-    "channel",
-    "estimate_minutes",
-}
 
 
 def _check_ids(values: list[str] | None, what: str) -> list[str] | None:
@@ -34,6 +24,27 @@ def _check_ids(values: list[str] | None, what: str) -> list[str] | None:
         if not SLACK_ID.match(v):
             raise ValueError(f"{v!r} is not a Slack {what} id (U..., W... or S...)")
     return values
+
+
+class DiagnoseSettings(BaseModel):
+    """How /diagnose looks at a target; thresholds override the runbooks' defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_minutes: float = Field(default=10.0, gt=0)
+    log_filter_pattern: str = "ERROR"
+    source_timeout: float = Field(default=8.0, gt=0)
+    health_samples: int = Field(default=3, ge=1, le=20)
+    load_balancer: str | None = None  # ALB dimension, e.g. app/my-alb/50dc6c495c0c9188
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        from bot.diagnose.matrix import Thresholds
+
+        Thresholds.model_validate(v)
+        return v
 
 
 class TargetSettings(BaseModel):
@@ -49,6 +60,7 @@ class TargetSettings(BaseModel):
     # How often waiting steps poll AWS and how long they wait before failing the rollback.
     poll_delay: float = Field(default=6.0, gt=0)
     poll_timeout: float = Field(default=600.0, gt=0)
+    diagnose: DiagnoseSettings = Field(default_factory=DiagnoseSettings)
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -159,8 +171,9 @@ def _load_target(name: str, raw: Any, spec: CatalogFile, file: str, base: Path) 
         raise ConfigError([ConfigProblem(file, where, "target names use a-z, 0-9, - and _")])
     if not isinstance(raw, dict):
         raise ConfigError([ConfigProblem(file, where, "must be a mapping")])
-    own = {k: v for k, v in raw.items() if k in TARGET_KEYS}
-    params = {k: v for k, v in raw.items() if k not in TARGET_KEYS}
+    # Keys of TargetSettings belong to Rollbot itself; every other key is a playbook parameter.
+    own = {k: v for k, v in raw.items() if k in TargetSettings.model_fields}
+    params = {k: v for k, v in raw.items() if k not in TargetSettings.model_fields}
     problems: list[ConfigProblem] = []
     try:
         settings = TargetSettings.model_validate(own)
