@@ -10,7 +10,7 @@ pytest_plugins = [
 ]
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter: object) -> None:
     from tests import fuzz_counter
 
     if fuzz_counter.tried:

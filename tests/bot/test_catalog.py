@@ -88,4 +88,4 @@ def test_target_overrides_and_templated_step_fields(tmp_path: Path) -> None:
     assert target.allow_self_approval is True
     assert target.channel == "C0OTHER"
     assert target.params["cluster"] == "c"
-    assert [s.type for s in target.steps][0] == "ecs.resolve_revision"
+    assert target.steps[0].type == "ecs.resolve_revision"
