@@ -1,0 +1,25 @@
+"""Free loopback ports and readiness polling for the servers the tests start."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # not up yet: connection refused, reset, protocol errors
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:g}s")
