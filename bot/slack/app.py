@@ -42,8 +42,6 @@ def build_app(services: Services, *, socket_mode: bool = False) -> AsyncApp:
         client=build_client(services),
         signing_secret=None if socket_mode else settings.secret("slack_signing_secret"),
         request_verification_enabled=not socket_mode,
-        # Bolt would call auth.test on every request otherwise; once at start-up is enough.
-        token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )
 

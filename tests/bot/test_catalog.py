@@ -29,10 +29,15 @@ targets:
 
 
 def run_check(config: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ROLLBOT_CONFIG": str(config), "SLACK_BOT_TOKEN": "xoxb-x",
-           "SLACK_SIGNING_SECRET": "s"}
-    return subprocess.run([sys.executable, "-m", "bot", "check"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    env = {
+        **os.environ,
+        "ROLLBOT_CONFIG": str(config),
+        "SLACK_BOT_TOKEN": "xoxb-x",
+        "SLACK_SIGNING_SECRET": "s",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_example_catalog_passes_check() -> None:

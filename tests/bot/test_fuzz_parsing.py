@@ -72,8 +72,13 @@ def test_diagnose_parser_never_crashes(text: str) -> None:
 
 
 @FUZZ
-@given(st.one_of(st.text(max_size=200), st.dictionaries(st.text(max_size=5), st.text()).map(
-    json.dumps), st.none()))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.dictionaries(st.text(max_size=5), st.text()).map(json.dumps),
+        st.none(),
+    )
+)
 def test_forged_button_values_are_read_safely(raw: str | None) -> None:
     fuzz_counter.tried += 1
     value = action_value({"actions": [{"value": raw}]})

@@ -32,8 +32,9 @@ async def store(make_store: Callable[[], Store]) -> AsyncIterator[Store]:
 
 def rec(record_id: str = "rb-1", state: str = "requested", **data: object) -> Record:
     t = now()
-    return Record(id=record_id, kind="rollback", state=state, data=dict(data), created_at=t,
-                  updated_at=t)
+    return Record(
+        id=record_id, kind="rollback", state=state, data=dict(data), created_at=t, updated_at=t
+    )
 
 
 async def test_create_get_and_duplicate(store: Store) -> None:
@@ -64,8 +65,11 @@ async def test_concurrent_transitions_exactly_one_wins(make_store: Callable[[], 
         await s.connect()
     try:
         await stores[0].create(rec(state="awaiting_approval"))
-        attempts = [s.transition("rb-1", {"awaiting_approval"}, "approved", {"approver": f"U{i}"})
-                    for i, s in enumerate(stores) for _ in range(3)]
+        attempts = [
+            s.transition("rb-1", {"awaiting_approval"}, "approved", {"approver": f"U{i}"})
+            for i, s in enumerate(stores)
+            for _ in range(3)
+        ]
         results = await asyncio.gather(*attempts)
         winners = [r for r in results if r is not None]
         assert len(winners) == 1
@@ -111,9 +115,18 @@ async def test_lock_owner_expiry_and_release(make_store: Callable[[], Store]) ->
 
 async def test_audit_is_ordered_and_filterable(store: Store) -> None:
     t0 = now()
-    seqs = [await store.audit(AuditEntry(at=t0 + i, actor="U1", action=f"a{i}",
-                                         subject="rb-1" if i % 2 else "rb-2", detail={"i": i}))
-            for i in range(5)]
+    seqs = [
+        await store.audit(
+            AuditEntry(
+                at=t0 + i,
+                actor="U1",
+                action=f"a{i}",
+                subject="rb-1" if i % 2 else "rb-2",
+                detail={"i": i},
+            )
+        )
+        for i in range(5)
+    ]
     assert seqs == sorted(seqs) and len(set(seqs)) == 5
     assert [e.action for e in await store.audit_since(t0 + 2)] == ["a2", "a3", "a4"]
     assert [e.action for e in await store.audit_since(0, subject="rb-1")] == ["a1", "a3"]
@@ -122,8 +135,9 @@ async def test_audit_is_ordered_and_filterable(store: Store) -> None:
 
 async def test_journal_in_order(store: Store) -> None:
     for i, event in enumerate(["start", "end", "start"]):
-        await store.journal_append("rb-1", JournalEntry(at=now(), step=i // 2, step_id="s",
-                                                        event=event, output={"n": i}))
+        await store.journal_append(
+            "rb-1", JournalEntry(at=now(), step=i // 2, step_id="s", event=event, output={"n": i})
+        )
     entries = await store.journal("rb-1")
     assert [e.event for e in entries] == ["start", "end", "start"]
     assert [e.output["n"] for e in entries] == [0, 1, 2]
@@ -136,8 +150,9 @@ async def test_due_jobs_are_claimed_exactly_once(make_store: Callable[[], Store]
         await s.connect()
     try:
         for i in range(20):
-            await claimers[0].schedule(Job(id=f"job-{i}", kind="status", due_at=now() - 1,
-                                           payload={"i": i}))
+            await claimers[0].schedule(
+                Job(id=f"job-{i}", kind="status", due_at=now() - 1, payload={"i": i})
+            )
         await claimers[0].schedule(Job(id="later", kind="status", due_at=now() + 60))
 
         async def claim_all(s: Store, name: str) -> list[str]:
