@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.testbed.git",
     "tests.testbed.slack_api",
     "tests.testbed.rollbot_process",
+    "tests.testbed.http_backend",
 ]
 
 
