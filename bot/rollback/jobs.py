@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from typing import Any
 
 from bot import metrics
@@ -27,15 +28,15 @@ def register(worker: JobWorker, services: Services, client: Any) -> None:
 
 
 async def execute(services: Services, client: Any, job: Job) -> float | None:
-    """Run (or resume) the playbook; a second claimer only checks the executor is alive."""
+    """Run (or resume) the playbook; a later claimer only checks the executor is alive."""
     rollback_id = job.payload["id"]
     record = await services.store.get(rollback_id)
     if record is None or record.state in TERMINAL:
         return None
     lease = services.settings.rollbot_lease_seconds
-    if not await services.store.acquire_lock(
-        service.exec_lock(rollback_id), services.replica, lease
-    ):
+    # One owner per execution, so even this replica re-claiming the job cannot run it twice.
+    owner = f"{services.replica}:{secrets.token_hex(4)}"
+    if not await services.store.acquire_lock(service.exec_lock(rollback_id), owner, lease):
         return now() + lease  # someone alive is executing it: look again later
     resumed = record.state in EXECUTING
     if record.state == State.APPROVED:
@@ -46,29 +47,30 @@ async def execute(services: Services, client: Any, job: Job) -> float | None:
             State.RUNNING,
             services.replica,
             started_at=now(),
-            executor=services.replica,
+            executor=owner,
         )
     elif resumed:
-        record = await services.store.update_data(rollback_id, {"executor": services.replica})
+        record = await services.store.update_data(rollback_id, {"executor": owner})
     if record is None or record.state not in EXECUTING:
+        await services.store.release_lock(service.exec_lock(rollback_id), owner)
         return None
-    heartbeat = asyncio.create_task(_heartbeat(services, rollback_id, record.data["target"]))
+    heartbeat = asyncio.create_task(_heartbeat(services, rollback_id, owner, record.data["target"]))
     try:
         await Execution(services, client, rollback_id).run(resumed)
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
-        await services.store.release_lock(service.exec_lock(rollback_id), services.replica)
+        await services.store.release_lock(service.exec_lock(rollback_id), owner)
     return None
 
 
-async def _heartbeat(services: Services, rollback_id: str, target: str) -> None:
+async def _heartbeat(services: Services, rollback_id: str, owner: str, target: str) -> None:
     """Keep the executor lock and the target lock alive while the playbook runs."""
     lease = services.settings.rollbot_lease_seconds
     while True:
         await asyncio.sleep(lease / 3)
-        await services.store.acquire_lock(service.exec_lock(rollback_id), services.replica, lease)
+        await services.store.acquire_lock(service.exec_lock(rollback_id), owner, lease)
         await services.store.acquire_lock(
             service.target_lock(target), rollback_id, service.TARGET_LOCK_TTL
         )
@@ -85,13 +87,18 @@ class Execution:
     async def run(self, resumed: bool) -> None:
         store = self.services.store
         data = service.data_of(await store.get(self.id))  # type: ignore[arg-type]
+        self.data = data
         target = self.services.catalog.targets.get(data.target)
         if target is None:
+            self.verify_from = 0
             await self._finish(RunResult(False, [], f"target {data.target} left the catalog"))
             return
-        self.data = data
         self.step_ids = [s.id for s in target.steps]
+        self.titles = [s.title() for s in target.steps]
         self.verify_from = _verification_start(target.steps)
+        if not data.current_step:
+            data.current_step = self.titles[0]
+            await store.update_data(self.id, {"current_step": data.current_step})
         if resumed:
             await post(
                 self.services,
@@ -131,9 +138,10 @@ class Execution:
         )
         self.data.steps = [s for s in self.data.steps if s.step_id != record.step_id] + [record]
         nxt = self.step_ids[result.index + 1] if result.index + 1 < total else ""
-        self.data.current_step = nxt
+        current = self.titles[result.index + 1] if nxt else ""
+        self.data.current_step = current
         await self.services.store.update_data(
-            self.id, {"steps": [s.model_dump() for s in self.data.steps], "current_step": nxt}
+            self.id, {"steps": [s.model_dump() for s in self.data.steps], "current_step": current}
         )
         if nxt and result.index + 1 == self.verify_from:
             await service.move(

@@ -1,0 +1,60 @@
+"""Status updates at the interval, and a bot killed mid-rollback that resumes after restart."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.test_rollback_flow import (
+    LEAD,
+    REQUESTER,
+    approval_value,
+    catalog,
+    click,
+    is_completion,
+    read_journal,
+)
+from tests.testbed.aws import Aws, make_ecs_service, service_state
+from tests.testbed.slack_api import Call, FakeSlackApi
+from tests.testbed.slack_requests import slash_command
+
+
+def is_status(call: Call) -> bool:
+    return "Status update" in call.args.get("text", "")
+
+
+def test_status_updates_continue_across_a_kill_and_restart(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
+    health = http_backend()
+    health.status = 503  # verification is slow: the service answers 503 for a while
+    env = {**aws.env, "ROLLBOT_STATUS_INTERVAL": "1", "ROLLBOT_LEASE_SECONDS": "2"}
+    bot = rollbot_server(config=catalog(tmp_path, health.url), env=env)
+    bot.sender.post(*slash_command("/rollback", "api because slow", user_id=REQUESTER))
+    click(bot, "rollback_approve", approval_value(fake_slack), LEAD)
+
+    before = fake_slack.wait_for("chat.postMessage", is_status, count=3, timeout=20)
+    gaps = [b.at - a.at for a, b in zip(before, before[1:], strict=False)]
+    assert all(0.5 < g < 2.5 for g in gaps), gaps
+    assert "Check the health endpoints" in before[-1].args["text"]
+
+    bot.kill(signal.SIGKILL)  # dies inside the verification step
+    killed_at = time.time()
+    bot.restart()
+    fake_slack.wait_for("chat.postMessage", lambda c: is_status(c) and c.at > killed_at,
+                        timeout=20)  # the survivor took over the schedule
+    health.status = 200
+    done = fake_slack.wait_for("chat.postMessage", is_completion, timeout=40)[0]
+    assert any("resumed by replica" in c.args["text"]
+               for c in fake_slack.calls_to("chat.postMessage"))
+    assert "ROLLBACK COMPLETE" in done.args["text"]
+    journal = read_journal(tmp_path / "rollbot.db")
+    starts = [e.step_id for e in journal if e.event == "start"]
+    assert starts.count("update") == 1  # the change was never made twice
+    assert starts.count("health") == 2  # the read-only check simply ran again
+    assert service_state(aws, "sandbox-broker-cluster", "sandbox-broker")[
+        "taskDefinition"].endswith(":2")
+    assert fake_slack.errors == []
