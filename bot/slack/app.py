@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -73,6 +75,47 @@ async def report_failure(error: Exception, body: dict[str, Any], respond: Any) -
             await respond(text=text, response_type="ephemeral", replace_original=False)
     except Exception:  # Slack itself may be the failure; the log has it already
         log.warning("could not tell the user about error ref %s", ref)
+
+
+Listener = Callable[..., Awaitable[None]]
+
+
+def guarded(listener: Listener) -> Listener:
+    """Report a failure after ack() ourselves: Bolt would drop the HTTP answer already sent."""
+    wanted = set(inspect.signature(listener).parameters)
+
+    async def run_listener(
+        ack: Any,
+        body: dict[str, Any],
+        respond: Any,
+        context: Any,
+        client: Any,
+        logger: Any,
+        command: Any = None,
+        action: Any = None,
+        view: Any = None,
+        payload: Any = None,
+    ) -> None:
+        given = {
+            "ack": ack,
+            "body": body,
+            "respond": respond,
+            "context": context,
+            "client": client,
+            "logger": logger,
+            "command": command,
+            "action": action,
+            "view": view,
+            "payload": payload,
+        }
+        try:
+            await listener(**{k: v for k, v in given.items() if k in wanted})
+        except Exception as error:
+            await report_failure(error, body, respond)
+
+    run_listener.__name__ = listener.__name__
+    run_listener.__doc__ = listener.__doc__
+    return run_listener
 
 
 def _response_urls(body: dict[str, Any]) -> list[Any]:

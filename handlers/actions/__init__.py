@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.rollback.models import ActionId
+from bot.slack.app import guarded
 from handlers.actions.rollback import (
     approve_clicked,
     further_clicked,
@@ -14,7 +15,7 @@ from handlers.actions.rollback import (
 
 
 def register(app: AsyncApp) -> None:
-    app.action(ActionId.APPROVE.value)(approve_clicked)
-    app.action(ActionId.REJECT.value)(reject_clicked)
-    app.action(ActionId.RETRY_FURTHER.value)(further_clicked)
-    app.action(ActionId.OPEN_FROM_DIAGNOSIS.value)(open_from_diagnosis)
+    app.action(ActionId.APPROVE.value)(guarded(approve_clicked))
+    app.action(ActionId.REJECT.value)(guarded(reject_clicked))
+    app.action(ActionId.RETRY_FURTHER.value)(guarded(further_clicked))
+    app.action(ActionId.OPEN_FROM_DIAGNOSIS.value)(guarded(open_from_diagnosis))

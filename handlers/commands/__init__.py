@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.slack.app import guarded
 from handlers.commands.diagnose import diagnose_command
 from handlers.commands.rollback import rollback_command
 
 
 def register(app: AsyncApp) -> None:
-    app.command("/rollback")(rollback_command)
-    app.command("/diagnose")(diagnose_command)
+    app.command("/rollback")(guarded(rollback_command))
+    app.command("/diagnose")(guarded(diagnose_command))

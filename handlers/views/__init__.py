@@ -5,8 +5,9 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.rollback.models import CallbackId
+from bot.slack.app import guarded
 from handlers.views.rollback import rollback_submitted
 
 
 def register(app: AsyncApp) -> None:
-    app.view(CallbackId.ROLLBACK_MODAL.value)(rollback_submitted)
+    app.view(CallbackId.ROLLBACK_MODAL.value)(guarded(rollback_submitted))

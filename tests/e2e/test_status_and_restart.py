@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from pathlib import Path
@@ -37,24 +38,27 @@ def test_status_updates_continue_across_a_kill_and_restart(
     click(bot, "rollback_approve", approval_value(fake_slack), LEAD)
 
     before = fake_slack.wait_for("chat.postMessage", is_status, count=3, timeout=20)
-    gaps = [b.at - a.at for a, b in zip(before, before[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(before)]
     assert all(0.5 < g < 2.5 for g in gaps), gaps
     assert "Check the health endpoints" in before[-1].args["text"]
 
     bot.kill(signal.SIGKILL)  # dies inside the verification step
     killed_at = time.time()
     bot.restart()
-    fake_slack.wait_for("chat.postMessage", lambda c: is_status(c) and c.at > killed_at,
-                        timeout=20)  # the survivor took over the schedule
+    fake_slack.wait_for(
+        "chat.postMessage", lambda c: is_status(c) and c.at > killed_at, timeout=20
+    )  # the survivor took over the schedule
     health.status = 200
     done = fake_slack.wait_for("chat.postMessage", is_completion, timeout=40)[0]
-    assert any("resumed by replica" in c.args["text"]
-               for c in fake_slack.calls_to("chat.postMessage"))
+    assert any(
+        "resumed by replica" in c.args["text"] for c in fake_slack.calls_to("chat.postMessage")
+    )
     assert "ROLLBACK COMPLETE" in done.args["text"]
     journal = read_journal(tmp_path / "rollbot.db")
     starts = [e.step_id for e in journal if e.event == "start"]
     assert starts.count("update") == 1  # the change was never made twice
     assert starts.count("health") == 2  # the read-only check simply ran again
     assert service_state(aws, "sandbox-broker-cluster", "sandbox-broker")[
-        "taskDefinition"].endswith(":2")
+        "taskDefinition"
+    ].endswith(":2")
     assert fake_slack.errors == []

@@ -1,0 +1,151 @@
+"""/rollback status, history, cancel, the form, and the failure path, through `rollbot serve`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.test_rollback_flow import (
+    LEAD,
+    REQUESTER,
+    approval_value,
+    catalog,
+    click,
+)
+from tests.testbed.aws import Aws, make_ecs_service, service_state
+from tests.testbed.slack_api import FakeSlackApi
+from tests.testbed.slack_requests import slash_command, view_submission
+
+
+def rollback_id(fake: FakeSlackApi) -> str:
+    return json.loads(approval_value(fake))["id"]
+
+
+def test_status_cancel_and_history(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
+    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
+    bot.sender.post(*slash_command("/rollback", "api because testing", user_id=REQUESTER))
+    rid = rollback_id(fake_slack)
+
+    bot.sender.post(*slash_command("/rollback", "status"))
+    status = fake_slack.wait_for_response(lambda r: "in progress" in r.get("text", ""))
+    assert rid in status["text"] and "awaiting_approval" in status["text"]
+
+    bot.sender.post(*slash_command("/rollback", f"cancel {rid}", user_id=REQUESTER))
+    fake_slack.wait_for_response(lambda r: "cancelled" in r.get("text", "") and rid in r["text"])
+    approval = fake_slack.wait_for("chat.update", lambda c: "cancelled" in c.args["text"])[0]
+    assert "Approve" not in json.dumps(approval.args["blocks"])
+    # the target is free again, and a click on the old buttons does nothing
+    click(bot, "rollback_approve", json.dumps({"id": rid}), LEAD)
+    fake_slack.wait_for_response(lambda r: "already cancelled" in r.get("text", ""))
+    assert service_state(aws, "sandbox-broker-cluster", "sandbox-broker")[
+        "taskDefinition"
+    ].endswith(":3")
+
+    bot.sender.post(*slash_command("/rollback", "api to 2", user_id=REQUESTER))
+    second = rollback_id_after(fake_slack, rid)
+    click(bot, "rollback_approve", json.dumps({"id": second}), LEAD)
+    fake_slack.wait_for("chat.postMessage", lambda c: "ROLLBACK COMPLETE" in c.args["text"])
+    bot.sender.post(*slash_command("/rollback", f"cancel {second}"))
+    fake_slack.wait_for_response(
+        lambda r: (
+            "can no longer be cancelled" in r.get("text", "")
+            and "resolve, update, stable, health" in r["text"]
+        )
+    )
+    bot.sender.post(*slash_command("/rollback", "history api"))
+    history = fake_slack.wait_for_response(lambda r: "Rollback history" in r.get("text", ""))
+    assert "succeeded" in history["text"] and "cancelled" in history["text"]
+    assert "median" in history["text"]  # the runbooks' time-estimate table, from real runs
+    assert fake_slack.errors == []
+
+
+def rollback_id_after(fake: FakeSlackApi, previous: str) -> str:
+    calls = fake.wait_for(
+        "chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=2
+    )
+    actions = next(b for b in calls[-1].args["blocks"] if b["type"] == "actions")
+    rid = json.loads(actions["elements"][0]["value"])["id"]
+    assert rid != previous
+    return rid
+
+
+def modal_values(target: str, ref: str, reason: str, severity: str = "high") -> dict:
+    return {
+        "target": {
+            "value": {
+                "type": "static_select",
+                "selected_option": {"value": target} if target else None,
+            }
+        },
+        "ref": {"value": {"type": "plain_text_input", "value": ref}},
+        "reason": {"value": {"type": "plain_text_input", "value": reason}},
+        "severity": {"value": {"type": "static_select", "selected_option": {"value": severity}}},
+    }
+
+
+def test_form_opens_validates_and_starts(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
+    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
+    assert bot.sender.post(*slash_command("/rollback", ""))[0] == 200
+    view = fake_slack.wait_for("views.open")[0].args["view"]
+    assert view["callback_id"] == "rollback_modal"
+    assert [b["block_id"] for b in view["blocks"]] == ["target", "ref", "reason", "severity"]
+
+    status, body = bot.sender.post(
+        *view_submission(
+            "rollback_modal",
+            modal_values("", "$(reboot)", ""),
+            user_id=REQUESTER,
+            private_metadata=view["private_metadata"],
+        )
+    )
+    assert status == 200 and body["response_action"] == "errors"
+    assert set(body["errors"]) == {"target", "ref", "reason"}
+
+    status, body = bot.sender.post(
+        *view_submission(
+            "rollback_modal",
+            modal_values("api", "2", "<!channel> errors {{ 7*7 }}", "critical"),
+            user_id=REQUESTER,
+            private_metadata=view["private_metadata"],
+        )
+    )
+    assert status == 200 and not body
+    announcement = fake_slack.wait_for(
+        "chat.postMessage", lambda c: "ROLLBACK REQUESTED" in c.args["text"]
+    )[0]
+    text = announcement.args["text"]
+    assert "&lt;!channel&gt; errors {{ 7*7 }}" in text and "<!channel>" not in text
+    assert "*Severity:* critical" in text
+    fake_slack.wait_for("chat.postEphemeral", lambda c: "waiting for approval" in c.args["text"])
+
+
+def test_failed_rollback_posts_failure_and_options(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
+    health = http_backend()
+    health.status = 500
+    bot = rollbot_server(config=catalog(tmp_path, health.url), env=aws.env)
+    bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
+    click(bot, "rollback_approve", approval_value(fake_slack), LEAD)
+    failed = fake_slack.wait_for(
+        "chat.postMessage", lambda c: "ROLLBACK FAILED" in c.args["text"], timeout=40
+    )[0]
+    text = failed.args["text"]
+    assert "health check failed" in text and "500" in text
+    assert ":x: Check the health endpoints" in text
+    buttons = json.dumps(failed.args["blocks"])
+    assert "Roll back further" in buttons
+    fake_slack.wait_for("files.completeUploadExternal", count=2)
+    report = next(u for u in fake_slack.uploaded_files if u.filename.startswith("incident-"))
+    assert "failed" in report.text
+    # the lock is released: a new rollback of the same target may start
+    bot.sender.post(*slash_command("/rollback", "api to 1", user_id=REQUESTER))
+    fake_slack.wait_for("chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=2)
