@@ -6,7 +6,7 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -203,7 +203,11 @@ async def metrics(target: Any, window: Window) -> dict[str, Any]:
             _query("p95", "AWS/ApplicationELB", "TargetResponseTime", dims, "p95"),
         ]
     found = await asyncio.to_thread(
-        cw.get_metric_data, MetricDataQueries=queries, StartTime=window.start, EndTime=window.end
+        cw.get_metric_data,
+        MetricDataQueries=queries,
+        StartTime=window.start,
+        # one period past now, so the bucket holding the newest datapoint is complete
+        EndTime=window.end + timedelta(seconds=60),
     )
     values = {r["Id"]: r.get("Values", []) for r in found.get("MetricDataResults", [])}
     out: dict[str, Any] = {}
