@@ -253,7 +253,7 @@ def _announcement(services: Services, tgt: Target, rollback_id: str, data: Rollb
         estimate=f"{data.estimate_minutes:g}",
         impact=tgt.settings.description or f"service {tgt.name} is degraded",
         requester=data.requester,
-        approvers=" ".join(msg.mention(a) for a in tgt.approvers),
+        approvers=tgt.approvers,
         interval=msg.duration(interval),
     )
 

@@ -78,6 +78,7 @@ def test_full_text_rollback(
     announcement = fake_slack.calls_to("chat.postMessage")[0].args
     assert announcement["channel"] == "C0INCIDENTS"
     assert "ROLLBACK REQUESTED" in announcement["text"] and "5xx spike" in announcement["text"]
+    assert "*Decides:* <@U0LEAD> <!subteam^S0SRE>" in announcement["text"]
     assert (
         service_state(aws, "sandbox-broker-cluster", "sandbox-broker")["taskDefinition"] == arns[2]
     )
