@@ -279,11 +279,19 @@ def _short(exc: Exception) -> str:
 
 
 async def decide(
-    services: Services, client: Any, rollback_id: str, user: str, approve: bool, respond: Any
+    services: Services,
+    client: Any,
+    rollback_id: str,
+    user: str,
+    approve: bool,
+    respond: Any,
+    message_ts: str = "",
 ) -> None:
     """An Approve or Reject click: checked against the catalog on every click."""
     record = await services.store.get(rollback_id)
-    if record is None or record.kind != "rollback":
+    # A button only decides the rollback whose approval message carries it.
+    forged = record is not None and message_ts != record.data.get("approval_ts")
+    if record is None or record.kind != "rollback" or forged:
         await service.audit(services.store, user, "rollback.forged_click", rollback_id)
         await respond(
             response_type="ephemeral",

@@ -46,7 +46,10 @@ async def _decide(
             text="That button does not carry a rollback I know.",
         )
         return
-    await flows.decide(services, client, rollback_id, _user(body), approve, respond)
+    message_ts = str((body.get("container") or {}).get("message_ts", ""))
+    await flows.decide(
+        services, client, rollback_id, _user(body), approve, respond, message_ts=message_ts
+    )
 
 
 async def approve_clicked(

@@ -46,8 +46,10 @@ def test_status_cancel_and_history(
     ].endswith(":3")
 
     bot.sender.post(*slash_command("/rollback", "api to 2", user_id=REQUESTER))
-    second = rollback_id_after(fake_slack, rid)
-    click(bot, "rollback_approve", json.dumps({"id": second}), LEAD)
+    second_value = approval_value(fake_slack, nth=1)
+    second = json.loads(second_value)["id"]
+    assert second != rid
+    click(bot, "rollback_approve", second_value, LEAD)
     fake_slack.wait_for("chat.postMessage", lambda c: "ROLLBACK COMPLETE" in c.args["text"])
     bot.sender.post(*slash_command("/rollback", f"cancel {second}"))
     fake_slack.wait_for_response(
@@ -61,16 +63,6 @@ def test_status_cancel_and_history(
     assert "succeeded" in history["text"] and "cancelled" in history["text"]
     assert "median" in history["text"]  # the runbooks' time-estimate table, from real runs
     assert fake_slack.errors == []
-
-
-def rollback_id_after(fake: FakeSlackApi, previous: str) -> str:
-    calls = fake.wait_for(
-        "chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=2
-    )
-    actions = next(b for b in calls[-1].args["blocks"] if b["type"] == "actions")
-    rid = json.loads(actions["elements"][0]["value"])["id"]
-    assert rid != previous
-    return rid
 
 
 def modal_values(target: str, ref: str, reason: str, severity: str = "high") -> dict:

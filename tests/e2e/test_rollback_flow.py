@@ -35,17 +35,30 @@ targets:
     return path
 
 
-def approval_value(fake: FakeSlackApi) -> str:
-    call = fake.wait_for("chat.postMessage", lambda c: "Approval needed" in c.args["text"])[0]
+def approval_value(fake: FakeSlackApi, nth: int = 0) -> str:
+    """The Approve button's value of the nth approval request, remembering its message."""
+    calls = fake.wait_for(
+        "chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=nth + 1
+    )
+    call = calls[nth]
     actions = next(b for b in call.args["blocks"] if b["type"] == "actions")
     texts = [e["text"]["text"] for e in actions["elements"]]
     assert texts == ["Approve", "Reject"]
-    return actions["elements"][0]["value"]
+    value = actions["elements"][0]["value"]
+    MESSAGE_OF[value] = next(ts for (_, ts), m in fake.messages.items() if m is call.args)
+    return value
 
 
-def click(bot: Any, action: str, value: str, user: str) -> tuple[int, float]:
+MESSAGE_OF: dict[str, str] = {}  # button value -> ts of the message that carries it
+
+
+def click(
+    bot: Any, action: str, value: str, user: str, message_ts: str | None = None
+) -> tuple[int, float]:
+    """A signed click on the button of the message that carries `value`."""
     started = time.monotonic()
-    status, _ = bot.sender.post(*block_action(action, value, user_id=user))
+    ts = message_ts or MESSAGE_OF.get(value, "1.000001")
+    status, _ = bot.sender.post(*block_action(action, value, user_id=user, message_ts=ts))
     return status, time.monotonic() - started
 
 
@@ -194,3 +207,54 @@ def test_second_rollback_of_locked_target_is_refused(
     fake_slack.wait_for(
         "chat.postMessage", lambda c: "Approval needed for rollback of worker" in c.args["text"]
     )
+
+
+def test_forged_approvals_are_refused_and_audited(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker-worker", "worker")
+    extra = (
+        "  worker:\n    playbook: ecs-revision\n    cluster: sandbox-broker-cluster\n"
+        "    service: sandbox-broker-worker\n    region: eu-central-1\n"
+    )
+    bot = rollbot_server(config=catalog(tmp_path, http_backend().url, extra), env=aws.env)
+    bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
+    api_value = approval_value(fake_slack)
+    bot.sender.post(*slash_command("/rollback", "worker", user_id=REQUESTER))
+    worker_value = approval_value(fake_slack, nth=1)
+
+    # valid signature, a user id that is no approver
+    click(bot, "rollback_approve", api_value, "U0MALLORY")
+    # an approver's click on the api message, its value rewritten to the worker rollback
+    click(bot, "rollback_approve", worker_value, LEAD, message_ts=MESSAGE_OF[api_value])
+    # garbage and an id that does not exist
+    click(bot, "rollback_approve", '{"id": "rb-00000000"}', LEAD)
+    click(bot, "rollback_reject", "not json <!channel>", LEAD)
+    fake_slack.wait_for_response(lambda r: "Only the approvers" in r.get("text", ""))
+    forged = [r for r in fake_slack.responses if "does not" in r.get("text", "")]
+    for _ in range(50):
+        if len(forged) >= 3:
+            break
+        time.sleep(0.1)
+        forged = [r for r in fake_slack.responses if "does not" in r.get("text", "")]
+    assert len(forged) == 3
+    audit = audit_actions(tmp_path / "rollbot.db")
+    assert ("U0MALLORY", "rollback.decision_refused") in audit
+    assert audit.count((LEAD, "rollback.forged_click")) == 3
+    states = {json.loads(v)["id"]: s for v, s in ((api_value, 0), (worker_value, 0))}
+    assert all(record_state(tmp_path / "rollbot.db", rid) == "awaiting_approval" for rid in states)
+
+
+def audit_actions(db: Path) -> list[tuple[str, str]]:
+    import sqlite3
+
+    rows = sqlite3.connect(db).execute("SELECT actor, action FROM audit ORDER BY seq")
+    return [(a, b) for a, b in rows]
+
+
+def record_state(db: Path, rollback_id: str) -> str:
+    import sqlite3
+
+    row = sqlite3.connect(db).execute("SELECT state FROM records WHERE id=?", (rollback_id,))
+    return row.fetchone()[0]
