@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.services import Services
+from bot.slack.dedupe import make_dedupe
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def build_app(services: Services, *, socket_mode: bool = False) -> AsyncApp:
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
     )
+
+    app.middleware(make_dedupe(services.store))
 
     @app.middleware
     async def inject_services(context: dict[str, Any], next: Any) -> None:
