@@ -37,7 +37,9 @@ def build_client(services: Services) -> AsyncWebClient:
     )
 
 
-def build_app(services: Services, *, socket_mode: bool = False) -> AsyncApp:
+def build_app(
+    services: Services, *, socket_mode: bool = False, process_before_response: bool = False
+) -> AsyncApp:
     import handlers
 
     settings = services.settings
@@ -46,6 +48,7 @@ def build_app(services: Services, *, socket_mode: bool = False) -> AsyncApp:
         signing_secret=None if socket_mode else settings.secret("slack_signing_secret"),
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
+        process_before_response=process_before_response,
     )
 
     app.middleware(make_dedupe(services.store))
