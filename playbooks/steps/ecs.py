@@ -6,8 +6,33 @@ import asyncio
 import time
 from typing import Any, ClassVar, Literal
 
-from playbooks.base import StepContext, StepFailed, register_step
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+from pydantic import Field
+
+from playbooks.base import StepContext, StepFailed, in_thread, register_step
 from playbooks.steps.ecs_taskdef import _EcsStep
+
+PREVIOUS = ("previous", "prev", "")
+THROTTLED = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+}
+BAD_CREDENTIALS = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+}
+DENIED = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
+SHOWN_REVISIONS = 10  # the "available" list in error messages: the newest ones
 
 
 def family_and_revision(task_definition: str) -> tuple[str, int]:
@@ -19,9 +44,119 @@ def family_and_revision(task_definition: str) -> tuple[str, int]:
     return family, int(revision)
 
 
+def short_name(task_definition: str) -> str:
+    """'arn:...:task-definition/api:7' -> 'api:7', for messages people read."""
+    return task_definition.rsplit("/", 1)[-1]
+
+
+def same_revision(a: str | None, b: str | None) -> bool:
+    """Compare by family and revision: ECS may report an ARN or the short name it was given."""
+    if not a or not b:
+        return False
+    try:
+        return family_and_revision(a) == family_and_revision(b)
+    except StepFailed:
+        return a == b
+
+
+def ecs_failure(exc: Exception, action: str, cluster: str, service: str, region: str) -> StepFailed:
+    """A botocore error as one sentence an on-call engineer can act on."""
+    if isinstance(exc, ClientError):
+        return _client_error(exc, action, cluster, service, region)
+    if isinstance(exc, NoCredentialsError):
+        return StepFailed(f"{action}: no AWS credentials found (AWS_* variables or an IAM role)")
+    if isinstance(exc, NoRegionError):
+        return StepFailed(f"{action}: no AWS region: set `region` on the target")
+    if isinstance(exc, EndpointConnectionError):
+        return StepFailed(f"{action}: cannot reach the ECS API in {region}: {exc}")
+    return StepFailed(f"{action} failed: {exc}")
+
+
+def _client_error(
+    exc: ClientError, action: str, cluster: str, service: str, region: str
+) -> StepFailed:
+    error = exc.response.get("Error", {})
+    code, message = error.get("Code", "Error"), error.get("Message", "").rstrip(".")
+    retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    if code == "ClusterNotFoundException":
+        text = f"ECS cluster {cluster!r} was not found in {region} (check the target's cluster)"
+    elif code == "ServiceNotFoundException":
+        text = f"service {service!r} not found in cluster {cluster!r} ({region})"
+    elif code == "ServiceNotActiveException":
+        text = f"service {service!r} in cluster {cluster!r} is not active (it is being deleted)"
+    elif code in DENIED:
+        text = (
+            f"the bot's AWS identity may not call {action}: {message}"
+            f" (grant ecs:{exc.operation_name} to its role)"
+        )
+    elif code in THROTTLED:
+        tries = f" after {retries + 1} attempts" if retries else ""
+        text = f"AWS kept throttling {action}{tries}; try again in a minute"
+    elif code in BAD_CREDENTIALS:
+        text = f"AWS rejected the bot's credentials on {action}: {message}"
+    elif code in ("InvalidParameterException", "ClientException"):
+        text = f"ECS refused {action}: {message}"
+    else:
+        text = f"{action} failed: {code}: {message}"
+    return StepFailed(text, {"aws_error": code})
+
+
+class _ServiceStep(_EcsStep):
+    """An ECS step on one service, turning every AWS error into a readable StepFailed."""
+
+    def region_name(self, ctx: StepContext) -> str:
+        return self.region or ctx.param("region") or ctx.aws.region or "the default region"
+
+    async def call(self, ctx: StepContext, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return await in_thread(getattr(self.ecs(ctx), method), **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self.failure(ctx, exc, f"ecs.{method}") from None
+
+    def failure(self, ctx: StepContext, exc: Exception, action: str) -> StepFailed:
+        cluster = self.cluster or ctx.param("cluster") or ""
+        service = self.service or ctx.param("service") or ""
+        return ecs_failure(exc, action, cluster, service, self.region_name(ctx))
+
+    async def describe_revision(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
+        """describe_task_definition, or None when no such revision exists."""
+        try:
+            found = await in_thread(self.ecs(ctx).describe_task_definition, taskDefinition=name)
+        except ClientError as exc:
+            # ECS answers a missing revision with a generic ClientException
+            if exc.response.get("Error", {}).get("Code") == "ClientException":
+                return None
+            raise self.failure(ctx, exc, "ecs.describe_task_definition") from None
+        except BotoCoreError as exc:
+            raise self.failure(ctx, exc, "ecs.describe_task_definition") from None
+        return found["taskDefinition"]
+
+    async def active_revisions(self, ctx: StepContext, family: str) -> list[int]:
+        """ACTIVE revision numbers of `family`, ascending. Sorted and filtered here: ECS
+        look-alikes such as moto ignore sort= and maxResults=."""
+
+        def collect() -> list[str]:
+            arns: list[str] = []
+            paginator = self.ecs(ctx).get_paginator("list_task_definitions")
+            for page in paginator.paginate(familyPrefix=family, status="ACTIVE"):
+                arns += page.get("taskDefinitionArns", [])
+            return arns
+
+        try:
+            arns = await in_thread(collect)
+        except (ClientError, BotoCoreError) as exc:
+            raise self.failure(ctx, exc, "ecs.list_task_definitions") from None
+        parsed = [family_and_revision(arn) for arn in arns]
+        return sorted({rev for fam, rev in parsed if fam == family})
+
+
+def _images(taskdef: dict[str, Any]) -> list[str]:
+    return [c.get("image", "") for c in taskdef.get("containerDefinitions", [])]
+
+
 @register_step
-class EcsResolveRevision(_EcsStep):
-    """Which revision to roll back to: `previous`, a revision number, or family:revision."""
+class EcsResolveRevision(_ServiceStep):
+    """Which revision to roll back to: `previous`, a revision number, family:revision or an ARN."""
 
     type: Literal["ecs.resolve_revision"] = "ecs.resolve_revision"
     ref: str | None = None  # default: the ref of the request
@@ -29,83 +164,133 @@ class EcsResolveRevision(_EcsStep):
     resolves: ClassVar[bool] = True
     summary: ClassVar[str] = "Find the revision to roll back to"
 
+    def _ref(self, ctx: StepContext) -> str:
+        return (self.ref if self.ref is not None else ctx.ref or "").strip()
+
     async def plan(self, ctx: StepContext) -> list[str]:
         cluster, service = self.names(ctx)
-        return [
-            f"ecs.describe_services(cluster={cluster!r}, services=[{service!r}])",
-            "ecs.list_task_definitions(familyPrefix=<family>, status='ACTIVE')",
-        ]
+        ref = self._ref(ctx)
+        calls = [f"ecs.describe_services(cluster={cluster!r}, services=[{service!r}])"]
+        if ref.lower() in PREVIOUS:
+            calls.append(
+                "ecs.list_task_definitions(familyPrefix=<family of the current revision>,"
+                " status='ACTIVE') unless an older deployment is still active"
+            )
+            target = "<previous revision>"
+        else:
+            target = ref if ":" in ref else f"<family>:{ref}"
+        calls.append(f"ecs.describe_task_definition(taskDefinition={target!r})")
+        return calls
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
+        cluster = self.names(ctx)[0]
         state = await self.service_state(ctx)
-        current = state["taskDefinition"]
-        family, current_rev = family_and_revision(current)
-        active = await self._active_revisions(ctx, family)
-        target_rev = self._choose(self.ref or ctx.ref, state, family, current_rev, active)
-        described = await self.call(
-            ctx, "describe_task_definition", taskDefinition=f"{family}:{target_rev}"
-        )
-        taskdef = described["taskDefinition"]
+        family, current_rev = family_and_revision(state["taskDefinition"])
+        current = await self.describe_revision(ctx, state["taskDefinition"])
+        ref = self._ref(ctx)
+        if ref.lower() in PREVIOUS:
+            target, source = await self._previous(ctx, state, family, current_rev)
+        else:
+            target, source = await self._explicit(ctx, ref, family), "requested"
+        current_arn = current["taskDefinitionArn"] if current else state["taskDefinition"]
         return {
-            "cluster": self.names(ctx)[0],
+            "cluster": cluster,
             "service": state["serviceName"],
-            "current_task_definition": current,
+            "family": family,
+            "current_task_definition": current_arn,
             "current_revision": current_rev,
-            "target_task_definition": taskdef["taskDefinitionArn"],
-            "target_revision": target_rev,
-            "target_images": [c.get("image", "") for c in taskdef.get("containerDefinitions", [])],
+            "current_images": _images(current or {}),
+            "target_task_definition": target["taskDefinitionArn"],
+            "target_revision": target["revision"],
+            "target_images": _images(target),
+            "source": source,
+            "same_as_current": target["revision"] == current_rev,
+            "summary": (
+                f"{state['serviceName']}: {family}:{current_rev} -> {family}:{target['revision']}"
+                f" ({', '.join(_images(target))})"
+            ),
         }
 
-    async def _active_revisions(self, ctx: StepContext, family: str) -> list[int]:
-        # Sorted here: some ECS implementations ignore sort=DESC and maxResults.
-        paginator = self.ecs(ctx).get_paginator("list_task_definitions")
-
-        def collect() -> list[str]:
-            arns: list[str] = []
-            for page in paginator.paginate(familyPrefix=family, status="ACTIVE"):
-                arns += page.get("taskDefinitionArns", [])
-            return arns
-
-        try:
-            arns = await asyncio.to_thread(collect)
-        except Exception as exc:
-            from playbooks.steps.ecs_taskdef import aws_failure
-
-            raise aws_failure("ecs.list_task_definitions", exc) from None
-        revisions = {family_and_revision(a)[1] for a in arns if family_and_revision(a)[0] == family}
-        return sorted(revisions)
-
-    def _choose(
-        self, ref: str, state: dict[str, Any], family: str, current: int, active: list[int]
-    ) -> int:
-        if ref in ("previous", ""):
-            return self._previous(state, family, current, active)
-        wanted = family_and_revision(ref)[1] if ":" in ref else (int(ref) if ref.isdigit() else 0)
-        if (
-            wanted
-            and (":" not in ref or family_and_revision(ref)[0] == family)
-            and wanted in active
-        ):
-            return wanted
-        shown = ", ".join(map(str, active[-10:])) or "none"
-        raise StepFailed(
-            f"revision {ref!r} of {family} is not an ACTIVE task definition (available: {shown})"
+    async def _previous(
+        self, ctx: StepContext, state: dict[str, Any], family: str, current: int
+    ) -> tuple[dict[str, Any], str]:
+        """What ran before: an older deployment still active, else the newest older ACTIVE one."""
+        older_deployments = sorted(
+            (
+                d
+                for d in state.get("deployments", [])
+                if d.get("status") == "ACTIVE"
+                # a failed rollout still draining is not a state to go back to
+                and d.get("rolloutState") != "FAILED"
+                and not same_revision(d.get("taskDefinition"), state["taskDefinition"])
+            ),
+            key=_created,
+            reverse=True,
         )
-
-    def _previous(self, state: dict[str, Any], family: str, current: int, active: list[int]) -> int:
-        """What ran before: an older deployment still listed, else the newest older ACTIVE one."""
-        for deployment in state.get("deployments", []):
-            fam, rev = family_and_revision(deployment.get("taskDefinition", ""))
-            if deployment.get("status") != "PRIMARY" and fam == family and rev != current:
-                return rev
+        for deployment in older_deployments:
+            taskdef = await self.describe_revision(ctx, deployment["taskDefinition"])
+            if taskdef and taskdef.get("status") == "ACTIVE":
+                return taskdef, "deployment"
+        active = await self.active_revisions(ctx, family)
         older = [r for r in active if r < current]
         if not older:
-            raise StepFailed(f"no ACTIVE revision of {family} older than {current} to go back to")
-        return older[-1]
+            raise StepFailed(
+                f"no ACTIVE revision of {family} older than {current} to go back to"
+                f" (ACTIVE: {_shown(active)})"
+            )
+        taskdef = await self.describe_revision(ctx, f"{family}:{older[-1]}")
+        if taskdef is None:  # deregistered between the two calls
+            raise StepFailed(f"{family}:{older[-1]} disappeared while resolving; try again")
+        return taskdef, "history"
+
+    async def _explicit(self, ctx: StepContext, ref: str, family: str) -> dict[str, Any]:
+        if ref.isdigit():
+            wanted = f"{family}:{int(ref)}"
+        elif ":" in ref:
+            try:
+                ref_family, revision = family_and_revision(ref)
+            except StepFailed:
+                raise StepFailed(_not_a_revision(ref)) from None
+            if ref_family != family:
+                raise StepFailed(
+                    f"{short_name(ref)} is not a revision of {family}, the family the service runs"
+                )
+            wanted = f"{family}:{revision}"
+        else:
+            raise StepFailed(_not_a_revision(ref))
+        taskdef = await self.describe_revision(ctx, wanted)
+        if taskdef is not None and taskdef.get("status") == "ACTIVE":
+            return taskdef
+        gone = ", it was deregistered" if taskdef is not None else ""
+        active = await self.active_revisions(ctx, family)
+        raise StepFailed(
+            f"revision {ref!r} of {family} is not an ACTIVE task definition{gone}"
+            f" (available: {_shown(active)})"
+        )
+
+
+def _created(deployment: dict[str, Any]) -> float:
+    created = deployment.get("createdAt")
+    return created.timestamp() if hasattr(created, "timestamp") else 0.0
+
+
+def _not_a_revision(ref: str) -> str:
+    return (
+        f"{ref!r} is not a task-definition revision:"
+        " use previous, a number like 7, family:7 or a task-definition ARN"
+    )
+
+
+def _shown(revisions: list[int]) -> str:
+    if not revisions:
+        return "none"
+    newest = revisions[-SHOWN_REVISIONS:]
+    more = "..., " if len(revisions) > len(newest) else ""
+    return more + ", ".join(map(str, newest))
 
 
 @register_step
-class EcsUpdateService(_EcsStep):
+class EcsUpdateService(_ServiceStep):
     """Deploy a task definition (runbook: aws ecs update-service --force-new-deployment)."""
 
     type: Literal["ecs.update_service"] = "ecs.update_service"
@@ -117,96 +302,181 @@ class EcsUpdateService(_EcsStep):
 
     def _target(self) -> str:
         if not self.task_definition:
-            raise StepFailed("ecs.update_service needs a task_definition")
+            raise StepFailed(f"{self.type} needs a task_definition (or use: from a resolve step)")
         return self.task_definition
 
     async def plan(self, ctx: StepContext) -> list[str]:
         cluster, service = self.names(ctx)
         return [
             f"ecs.update_service(cluster={cluster!r}, service={service!r}, "
-            f"taskDefinition={self.task_definition!r}, forceNewDeployment=True)"
+            f"taskDefinition={self._target()!r}, forceNewDeployment=True)"
         ]
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
         cluster, service = self.names(ctx)
+        target = self._target()
         before = (await self.service_state(ctx))["taskDefinition"]
-        await self.call(
+        answer = await self.call(
             ctx,
             "update_service",
             cluster=cluster,
             service=service,
-            taskDefinition=self._target(),
+            taskDefinition=target,
             forceNewDeployment=True,
         )
-        return {"service": service, "task_definition": self._target(), "previous": before}
+        return self._output(ctx, answer["service"], before, resumed=False)
 
     async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
         state = await self.service_state(ctx)
-        # compare by family and revision: the service may report a short name or a full ARN
-        if family_and_revision(state["taskDefinition"]) != family_and_revision(self._target()):
+        if not same_revision(state["taskDefinition"], self._target()):
             return None
-        return {"service": state["serviceName"], "task_definition": self._target(), "resumed": True}
+        return self._output(ctx, state, "", resumed=True)
+
+    def _output(
+        self, ctx: StepContext, state: dict[str, Any], before: str, resumed: bool
+    ) -> dict[str, Any]:
+        primary = next((d for d in state.get("deployments", []) if d["status"] == "PRIMARY"), {})
+        target = self._target()
+        was = f" (was {short_name(before)})" if before else ""
+        return {
+            "cluster": self.names(ctx)[0],
+            "service": state["serviceName"],
+            "task_definition": target,
+            "previous_task_definition": before,
+            "deployment_id": primary.get("id", ""),
+            "resumed": resumed,
+            "summary": f"{state['serviceName']} deploying {short_name(target)}{was}",
+        }
 
 
 @register_step
-class EcsWaitStable(_EcsStep):
-    """Wait until the rollout is over: one PRIMARY deployment, running == desired."""
+class EcsWaitStable(_ServiceStep):
+    """Wait until the rollout is over: one PRIMARY deployment on the target, running == desired,
+    rollout COMPLETED (when ECS reports a rollout state)."""
 
     type: Literal["ecs.wait_stable"] = "ecs.wait_stable"
-    task_definition: str | None = None  # when set, the PRIMARY deployment must run it
-    delay: float | None = None
-    timeout: float | None = None
+    task_definition: str | None = None  # when set, the service must have settled on it
+    delay: float | None = Field(default=None, gt=0)  # default: the target's poll_delay
+    timeout: float | None = Field(default=None, gt=0)  # default: the target's poll_timeout
 
     summary: ClassVar[str] = "Wait for the service to be stable"
 
+    def _timing(self, ctx: StepContext) -> tuple[float, float]:
+        return self.delay or ctx.poll_delay, self.timeout or ctx.poll_timeout
+
     async def plan(self, ctx: StepContext) -> list[str]:
         cluster, service = self.names(ctx)
+        delay, timeout = self._timing(ctx)
+        on = f" on taskDefinition={self.task_definition!r}" if self.task_definition else ""
         return [
-            f"ecs.describe_services(cluster={cluster!r}, services=[{service!r}]) every "
-            f"{self.delay or ctx.poll_delay:g}s until stable (at most "
-            f"{self.timeout or ctx.poll_timeout:g}s)"
+            f"ecs.describe_services(cluster={cluster!r}, services=[{service!r}]) every {delay:g}s"
+            f" until services_stable{on} and rollout COMPLETED, at most {timeout:g}s"
         ]
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
-        delay, timeout = self.delay or ctx.poll_delay, self.timeout or ctx.poll_timeout
-        deadline = time.monotonic() + timeout
+        # botocore's services_stable waiter would sleep in a thread that cannot be cancelled
+        # (a cancelled rollback or SIGTERM would wait for it); its acceptors are applied here
+        # to each answer instead, between sleeps on the event loop.
+        cluster, service = self.names(ctx)
+        delay, timeout = self._timing(ctx)
+        acceptors = self._acceptors(ctx)
+        started = time.monotonic()
         polls = 0
         while True:
             polls += 1
-            state = await self.service_state(ctx)
-            problem = self._unstable(state)
-            if problem is None:
-                return {
-                    "service": state["serviceName"],
-                    "running": state.get("runningCount"),
-                    "desired": state.get("desiredCount"),
-                    "polls": polls,
-                    "task_definition": state["taskDefinition"],
-                }
-            if time.monotonic() + delay > deadline:
+            answer = await self.call(ctx, "describe_services", cluster=cluster, services=[service])
+            verdict = next((a.state for a in acceptors if a.matcher_func(answer)), "retry")
+            state = (answer.get("services") or [{}])[0]
+            if verdict == "failure":
+                raise StepFailed(_gone(answer, cluster, service), {"polls": polls})
+            waiting = self._waiting_for(state, verdict == "success")
+            if waiting is None:
+                return self._output(state, polls, time.monotonic() - started)
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                seen = describe_service(state)
                 raise StepFailed(
-                    f"not stable after {timeout:g}s: {problem}",
-                    {"polls": polls, "last_seen": problem},
+                    f"{service} not stable after {timeout:g}s: waiting for {waiting}; last seen:"
+                    f" {seen}",
+                    {"polls": polls, "last_seen": seen},
                 )
-            await asyncio.sleep(delay)
+            await asyncio.sleep(min(delay, remaining))
 
-    def _unstable(self, state: dict[str, Any]) -> str | None:
+    def _acceptors(self, ctx: StepContext) -> list[Any]:
+        try:
+            return list(self.ecs(ctx).get_waiter("services_stable").config.acceptors)
+        except BotoCoreError as exc:  # e.g. no region to build the client for
+            raise self.failure(ctx, exc, "ecs.describe_services") from None
+
+    def _waiting_for(self, state: dict[str, Any], stable: bool) -> str | None:
+        """What the rollout still lacks, None when done; StepFailed when it cannot finish."""
         deployments = state.get("deployments", [])
-        primary = [d for d in deployments if d.get("status") == "PRIMARY"]
-        running, desired = state.get("runningCount"), state.get("desiredCount")
-        if len(deployments) > 1:
-            return f"{len(deployments)} deployments still active"
-        if len(primary) != 1:
-            return "no PRIMARY deployment"
-        rollout = primary[0].get("rolloutState")
-        if rollout == "FAILED":
-            raise StepFailed(f"the deployment failed: {primary[0].get('rolloutStateReason', '')}")
+        primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+        self._check_not_failed(state, deployments)
+        if not stable or not primary:
+            return f"one deployment with {state.get('desiredCount')} of its tasks running"
+        rollout = primary.get("rolloutState")
+        # ECS without rollout states (and older APIs): one deployment, running == desired is done
         if rollout not in (None, "COMPLETED"):
-            return f"rollout {rollout}, {running}/{desired} running"
-        if running != desired:
-            return f"{running}/{desired} tasks running"
-        if self.task_definition and family_and_revision(
-            state["taskDefinition"]
-        ) != family_and_revision(self.task_definition):
-            return f"service runs {state['taskDefinition']}, not {self.task_definition}"
+            return f"the rollout to complete (now {rollout})"
+        target = self.task_definition
+        if target and not same_revision(state["taskDefinition"], target):
+            raise StepFailed(
+                f"{state['serviceName']} settled on {short_name(state['taskDefinition'])},"
+                f" not {short_name(target)}: another deployment or a circuit"
+                " breaker rollback replaced it",
+                {"last_seen": describe_service(state)},
+            )
         return None
+
+    def _check_not_failed(self, state: dict[str, Any], deployments: list[dict[str, Any]]) -> None:
+        for d in deployments:
+            ours = d.get("status") == "PRIMARY" or same_revision(
+                d.get("taskDefinition"), self.task_definition
+            )
+            if ours and d.get("rolloutState") == "FAILED":
+                reason = d.get("rolloutStateReason") or "no reason given"
+                raise StepFailed(
+                    f"the deployment of {short_name(d.get('taskDefinition', '?'))} to"
+                    f" {state['serviceName']} FAILED: {reason}",
+                    {"last_seen": describe_service(state)},
+                )
+
+    def _output(self, state: dict[str, Any], polls: int, waited: float) -> dict[str, Any]:
+        primary = next(d for d in state["deployments"] if d.get("status") == "PRIMARY")
+        return {
+            "service": state["serviceName"],
+            "task_definition": state["taskDefinition"],
+            "revision": family_and_revision(state["taskDefinition"])[1],
+            "running": state.get("runningCount"),
+            "desired": state.get("desiredCount"),
+            "rollout_state": primary.get("rolloutState"),
+            "polls": polls,
+            "waited_seconds": round(waited, 2),
+            "summary": (
+                f"{state['serviceName']} stable on {short_name(state['taskDefinition'])},"
+                f" {state.get('runningCount')}/{state.get('desiredCount')} running"
+            ),
+        }
+
+
+def describe_service(state: dict[str, Any]) -> str:
+    """One line on a service's rollout, e.g. for a timeout message."""
+    parts = [
+        f"{d.get('status')} {short_name(d.get('taskDefinition', '?'))}"
+        f" {d.get('rolloutState', 'no rollout state')}"
+        f" {d.get('runningCount')}/{d.get('desiredCount')}"
+        for d in state.get("deployments", [])
+    ]
+    return (
+        f"service on {short_name(state.get('taskDefinition', '?'))},"
+        f" {state.get('runningCount')}/{state.get('desiredCount')} running,"
+        f" deployments: {'; '.join(parts) or 'none'}"
+    )
+
+
+def _gone(answer: dict[str, Any], cluster: str, service: str) -> str:
+    services = answer.get("services") or []
+    if not services:
+        return f"service {service!r} not found in cluster {cluster!r}"
+    return f"service {service!r} in cluster {cluster!r} is {services[0].get('status')}"
