@@ -23,13 +23,6 @@ READ_ONLY = (
 SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|key|credential|auth|private)")
 
 
-def aws_failure(action: str, exc: Exception) -> StepFailed:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return StepFailed(f"{action} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}")
-    return StepFailed(f"{action} failed: {exc}")
-
-
 class _EcsStep(Step):
     cluster: str | None = None
     service: str | None = None
@@ -49,7 +42,13 @@ class _EcsStep(Step):
         try:
             return await in_thread(getattr(self.ecs(ctx), method), **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise aws_failure(f"ecs.{method}", exc) from None
+            # one wording for every ECS failure (imported here: ecs.py builds on this module)
+            from playbooks.steps.ecs import ecs_failure
+
+            cluster = self.cluster or ctx.param("cluster") or "?"
+            service = self.service or ctx.param("service") or "?"
+            region = self.region or ctx.param("region") or "the default region"
+            raise ecs_failure(exc, f"ecs.{method}", cluster, service, region) from None
 
     async def service_state(self, ctx: StepContext) -> dict[str, Any]:
         cluster, service = self.names(ctx)
