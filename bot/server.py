@@ -10,7 +10,7 @@ from aiohttp import web
 from bot.cli import install_signal_handlers
 from bot.errors import ConfigError
 from bot.scheduler import JobWorker
-from bot.services import build_services
+from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.web import build_web_app
@@ -24,6 +24,16 @@ async def run(settings: Settings, mode: str, port: int, host: str) -> int:
     if problems:
         raise ConfigError.from_lines("environment", problems)
     services = await build_services(settings)
+    try:
+        return await _serve(services, settings, socket_mode, port, host)
+    finally:
+        # also on a failed start: the store's connection thread must not keep the process up
+        await services.store.close()
+
+
+async def _serve(
+    services: Services, settings: Settings, socket_mode: bool, port: int, host: str
+) -> int:
     bolt = build_app(services, socket_mode=socket_mode)
     worker = JobWorker(services.store, services.replica, settings.rollbot_lease_seconds)
     from bot.rollback import jobs
@@ -44,7 +54,7 @@ async def run(settings: Settings, mode: str, port: int, host: str) -> int:
         await web.TCPSite(runner, host, port).start()
     log.info(
         "rollbot %s on %s (store: %s, replica %s)",
-        mode,
+        "socket" if socket_mode else "serve",
         "Socket Mode" if socket_mode else f"http://{host}:{port}",
         services.store.backend,
         services.replica,
@@ -56,5 +66,4 @@ async def run(settings: Settings, mode: str, port: int, host: str) -> int:
     await runner.cleanup()  # waits for in-flight requests up to shutdown_timeout
     await worker.stop()
     worker_task.cancel()
-    await services.store.close()
     return 0
