@@ -1,4 +1,4 @@
-"""State store: pick the backend from the settings (Redis when REDIS_URL is set)."""
+"""State store: Redis when REDIS_URL is set, else an SQLite file; the models re-exported."""
 
 from __future__ import annotations
 
@@ -9,12 +9,22 @@ from bot.store.base import AuditEntry, Job, JournalEntry, LockInfo, Record, Stor
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-__all__ = ["AuditEntry", "Job", "JournalEntry", "LockInfo", "Record", "Store", "now", "open_store"]
+__all__ = [
+    "AuditEntry",
+    "Job",
+    "JournalEntry",
+    "LockInfo",
+    "Record",
+    "Store",
+    "now",
+    "open_store",
+]
 
 
 def open_store(settings: Settings) -> Store:
-    """An unconnected store; the caller awaits connect()."""
-    if settings.redis_url is not None:
+    """An unconnected store for these settings; the caller awaits `connect()`."""
+    # imported here so a process loads only the client library of the backend it uses
+    if settings.redis_url is not None and settings.redis_url.get_secret_value():
         from bot.store.redis import RedisStore
 
         return RedisStore(settings.redis_url.get_secret_value())

@@ -1,137 +1,324 @@
-"""Redis store for several replicas: every read-modify-write is one Lua script."""
+"""Redis store for several replicas: every read-modify-write is one Lua script.
+
+Times are computed in Python with `now()` and passed to the scripts, so both backends agree.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
+from pydantic_core import to_json
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
 
 from bot.store.base import AuditEntry, Job, JournalEntry, LockInfo, Record, Store, now
 
-# KEYS[1]=lock  ARGV: owner, now, ttl
-ACQUIRE = """
-local cur = redis.call('HGETALL', KEYS[1])
-if #cur > 0 then
-  local h = {}
-  for i = 1, #cur, 2 do h[cur[i]] = cur[i + 1] end
-  if h.owner ~= ARGV[1] and tonumber(h.expires_at) > tonumber(ARGV[2]) then return 0 end
+# redis-py resends a command after a connection error, and the first send may already have
+# run. Each script call therefore carries a one-off key (the last of its KEYS) under which its
+# answer is kept for a minute: a resend returns that answer instead of running twice.
+# Answers are only strings, integers and flat lists of them, which cjson carries unchanged.
+ONCE = """
+local memo = redis.call('GET', KEYS[#KEYS])
+if memo then return cjson.decode(memo)[1] end
+local result = run()
+redis.call('SET', KEYS[#KEYS], cjson.encode({result}), 'PX', 60000)
+return result
+"""
+
+# A record is kept twice: as its JSON text under rec:<id> (one GET or MGET to read it) and as
+# a hash under rec-parts:<id> that the scripts merge into. The hash holds every data key as
+# JSON text (field = the key's JSON, so it starts with a quote) next to the bookkeeping fields
+# head, state, version and updated_at. Rendering joins those texts, so Lua never decodes JSON
+# (cjson would turn [] into {} and round floats to 14 digits).
+RENDER = """
+local function render(parts_key)
+  local flat = redis.call('HGETALL', parts_key)
+  local meta, data = {}, {}
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, 1) == '"' then
+      data[#data + 1] = flat[i] .. ':' .. flat[i + 1]
+    else
+      meta[flat[i]] = flat[i + 1]
+    end
+  end
+  return meta.head .. ',"state":' .. meta.state .. ',"version":' .. meta.version
+    .. ',"updated_at":' .. meta.updated_at .. ',"data":{' .. table.concat(data, ',') .. '}}'
 end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'expires_at', tonumber(ARGV[2]) + tonumber(ARGV[3]))
+"""
+
+# KEYS: rec, parts, kind index   ARGV: head, state, version, updated_at, created_at, id, k, v...
+CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], 'head', ARGV[1], 'state', ARGV[2], 'version', ARGV[3],
+  'updated_at', ARGV[4])
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[1], render(KEYS[2]))
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
 return 1
 """
+
+# KEYS: rec, parts
+# ARGV: to_state ('' keeps it), updated_at, n (-1: any state), n allowed states, k, v...
+CHANGE = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+local n = tonumber(ARGV[3])
+if n >= 0 then
+  local state = redis.call('HGET', KEYS[2], 'state')
+  local allowed = false
+  for i = 4, 3 + n do
+    if ARGV[i] == state then allowed = true end
+  end
+  if not allowed then return false end
+end
+for i = 4 + math.max(n, 0), #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'state', ARGV[1]) end
+redis.call('HINCRBY', KEYS[2], 'version', 1)
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
+local text = render(KEYS[2])
+redis.call('SET', KEYS[1], text)
+return text
+"""
+
+# KEYS: lock   ARGV: owner, now, expires_at, keep_ms
+ACQUIRE = """
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'expires_at')
+if cur[1] and cur[1] ~= ARGV[1] and tonumber(cur[2]) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'expires_at', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS: lock   ARGV: owner, now
 RELEASE = """
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'expires_at')
+if cur[1] ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if tonumber(cur[2]) > tonumber(ARGV[2]) then return 1 end
 return 0
 """
-# Job state lives in plain hashes (no JSON decoding in Lua, which loses empty objects).
-# KEYS: due zset, owner hash, lease hash, attempts hash   ARGV: owner, now, lease, limit
-CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
-local lease_until = tonumber(ARGV[2]) + tonumber(ARGV[3])
-for _, id in ipairs(ids) do
-  redis.call('HSET', KEYS[2], id, ARGV[1])
-  redis.call('HSET', KEYS[3], id, lease_until)
-  redis.call('HINCRBY', KEYS[4], id, 1)
-  -- while claimed, the job comes due again only when its lease runs out
-  redis.call('ZADD', KEYS[1], lease_until, id)
-end
-return ids
+
+# KEYS: counter, entries hash, time index, subject index   ARGV: entry JSON minus '{', at
+AUDIT = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], seq, '{"seq":' .. seq .. ',' .. ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], seq)
+redis.call('ZADD', KEYS[4], ARGV[2], seq)
+return seq
 """
-# KEYS: due zset, owner hash, lease hash, attempts hash, spec hash  ARGV: id, owner, due|""
-SETTLE = """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-if ARGV[3] == '' then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[5], ARGV[1])
-else
-  redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1])
+
+# KEYS: counter, journal list   ARGV: entry JSON minus '{'
+JOURNAL = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('RPUSH', KEYS[2], '{"seq":' .. seq .. ',' .. ARGV[1])
+return seq
+"""
+
+# Job fields live in one hash per field (id -> value), so each script names all its keys.
+# The ready index scores a job by when it may next be claimed: its due time while unclaimed,
+# the end of its lease while claimed.
+# KEYS: ready, spec, due, owner, lease, attempts   ARGV: owner, now, lease_until, limit
+CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
+local out = {}
+for _, id in ipairs(ids) do
+  local spec = redis.call('HGET', KEYS[2], id)
+  if spec then
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    redis.call('HSET', KEYS[4], id, ARGV[1])
+    redis.call('HSET', KEYS[5], id, ARGV[3])
+    local attempts = redis.call('HINCRBY', KEYS[6], id, 1)
+    local due = redis.call('HGET', KEYS[3], id)
+    for _, v in ipairs({id, spec, due, tostring(attempts)}) do out[#out + 1] = v end
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
 end
+return out
+"""
+
+# KEYS: ready, due, owner, lease   ARGV: id, owner, due_at
+RESCHEDULE = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """
+
+# KEYS: ready, spec, due, owner, lease, attempts   ARGV: id, owner ('' for anyone)
+DROP = """
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local existed = redis.call('HDEL', KEYS[2], ARGV[1])
+for i = 3, 6 do redis.call('HDEL', KEYS[i], ARGV[1]) end
+return existed
+"""
+
+# KEYS: key   ARGV: ttl in ms
+REMEMBER = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""
+
+JOB_FIELDS = ("ready", "spec", "due", "owner", "lease", "attempts")
+PAGE = 100  # records read per round trip while filtering a listing by state
+
+
+def _once(body: str, *preludes: str) -> str:
+    return "".join(preludes) + "local function run()\n" + body + "end\n" + ONCE
+
+
+def _text(value: Any) -> str:
+    # pydantic's encoder, so both backends store datetimes, enums, ... the same way
+    return to_json(value).decode()
+
+
+def _num(value: float) -> str:
+    return repr(float(value))  # shortest text that reads back as the same float
+
+
+def _data_args(data: dict[str, Any]) -> list[str]:
+    args: list[str] = []
+    for key, value in data.items():
+        args += [json.dumps(str(key)), _text(value)]
+    return args
+
+
+def _job(
+    job_id: str, spec: str, due: str, owner: str | None, lease: str | None, attempts: str | None
+) -> Job:
+    fields = json.loads(spec)
+    return Job(
+        id=job_id,
+        kind=fields["kind"],
+        payload=fields["payload"],
+        due_at=float(due),
+        owner=owner,
+        lease_until=None if lease is None else float(lease),
+        attempts=int(attempts or 0),
+    )
+
+
+def _without_brace(text: str) -> str:
+    """The JSON of a model with its opening brace cut off, for a script to put seq in front."""
+    return text[1:]
 
 
 class RedisStore(Store):
     backend = "redis"
 
-    def __init__(self, url: str, prefix: str = "rollbot:") -> None:
+    def __init__(self, url: str, prefix: str = "rollbot:", *, ping_timeout: float = 2.0) -> None:
         self.url = url
-        self.p = prefix
-        self.r: aioredis.Redis | None = None
+        self.prefix = prefix
+        self.ping_timeout = ping_timeout
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
 
+    # -- lifecycle
     async def connect(self) -> None:
-        self.r = aioredis.Redis.from_url(
+        if self._client is not None:
+            return
+        client = aioredis.Redis.from_url(
             self.url,
             decode_responses=True,
             socket_connect_timeout=5,
             socket_timeout=10,
             health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         )
-        self._acquire = self.r.register_script(ACQUIRE)
-        self._release = self.r.register_script(RELEASE)
-        self._claim = self.r.register_script(CLAIM)
-        self._settle = self.r.register_script(SETTLE)
+        scripts = {
+            "create": _once(CREATE, RENDER),
+            "change": _once(CHANGE, RENDER),
+            "acquire": _once(ACQUIRE),
+            "release": _once(RELEASE),
+            "audit": _once(AUDIT),
+            "journal": _once(JOURNAL),
+            "claim": _once(CLAIM),
+            "reschedule": _once(RESCHEDULE),
+            "drop": _once(DROP),
+            "remember": _once(REMEMBER),
+        }
+        self._scripts = {name: client.register_script(text) for name, text in scripts.items()}
+        self._client = client
 
     async def close(self) -> None:
-        if self.r is not None:
-            await self.r.aclose()
-            self.r = None
-
-    @property
-    def _r(self) -> aioredis.Redis:
-        if self.r is None:
-            raise RuntimeError("store is not connected")
-        return self.r
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     async def ping(self) -> bool:
+        if self._client is None:
+            return False
         try:
-            return bool(await self._r.ping())
+            async with asyncio.timeout(self.ping_timeout):
+                return bool(await self._client.ping())
         except Exception:
             return False
 
-    # -- records: JSON per record, plus a per-kind index by creation time
-    def _rec(self, record_id: str) -> str:
-        return f"{self.p}rec:{record_id}"
+    @property
+    def _r(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RuntimeError("store is not connected")
+        return self._client
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        client = self._r
+        once = self._key("op", uuid.uuid4().hex)
+        return await self._scripts[script](keys=[*keys, once], args=list(args), client=client)
+
+    # -- records
+    def _record_keys(self, record_id: str) -> list[str]:
+        return [self._key("rec", record_id), self._key("rec-parts", record_id)]
 
     async def create(self, record: Record) -> bool:
-        created = await self._r.set(self._rec(record.id), record.model_dump_json(), nx=True)
-        if created:
-            await self._r.zadd(f"{self.p}kind:{record.kind}", {record.id: record.created_at})
-        return bool(created)
+        head = (
+            f'{{"id":{json.dumps(record.id)},"kind":{json.dumps(record.kind)},'
+            f'"created_at":{_num(record.created_at)}'
+        )
+        args = [
+            head,
+            json.dumps(record.state),
+            str(record.version),
+            _num(record.updated_at),
+            _num(record.created_at),
+            record.id,
+            *_data_args(record.data),
+        ]
+        keys = [*self._record_keys(record.id), self._key("kind", record.kind)]
+        return bool(await self._run("create", keys, args))
 
     async def get(self, record_id: str) -> Record | None:
-        raw = await self._r.get(self._rec(record_id))
-        return Record.model_validate_json(raw) if raw else None
+        text = await self._r.get(self._key("rec", record_id))
+        return Record.model_validate_json(text) if text else None
 
-    async def _apply(
-        self, record_id: str, states: Any, to: str, patch: dict[str, Any]
+    async def _change(
+        self,
+        record_id: str,
+        from_states: set[str] | frozenset[str] | None,
+        to_state: str | None,
+        patch: dict[str, Any],
     ) -> Record | None:
-        """Optimistic compare-and-set: WATCH the record, write in MULTI, retry on a race."""
-        key = self._rec(record_id)
-        async with self._r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        return None
-                    record = Record.model_validate_json(raw)
-                    if states is not None and record.state not in states:
-                        return None
-                    record.data.update(patch)
-                    record.state = to or record.state
-                    record.version += 1
-                    record.updated_at = now()
-                    pipe.multi()
-                    pipe.set(key, record.model_dump_json())
-                    await pipe.execute()
-                    return record
-                except WatchError:
-                    continue
+        allowed = [] if from_states is None else [json.dumps(s) for s in from_states]
+        args = [
+            "" if to_state is None else json.dumps(to_state),
+            _num(now()),
+            -1 if from_states is None else len(allowed),
+            *allowed,
+            *_data_args(patch),
+        ]
+        text = await self._run("change", self._record_keys(record_id), args)
+        return Record.model_validate_json(text) if text else None
 
     async def transition(
         self,
@@ -140,135 +327,137 @@ class RedisStore(Store):
         to_state: str,
         patch: dict[str, Any] | None = None,
     ) -> Record | None:
-        return await self._apply(record_id, from_states, to_state, patch or {})
+        return await self._change(record_id, from_states, to_state, patch or {})
 
     async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
-        return await self._apply(record_id, None, "", patch)
+        return await self._change(record_id, None, None, patch)
+
+    async def _records(self, ids: list[str]) -> list[Record]:
+        if not ids:
+            return []
+        texts = await self._r.mget([self._key("rec", i) for i in ids])
+        return [Record.model_validate_json(t) for t in texts if t]
 
     async def list_records(
         self, kind: str, *, states: set[str] | None = None, limit: int = 50
     ) -> list[Record]:
-        ids = await self._r.zrevrange(f"{self.p}kind:{kind}", 0, -1 if states else limit - 1)
-        if not ids:
+        if limit <= 0 or (states is not None and not states):
             return []
-        raws = await self._r.mget([self._rec(i) for i in ids])
-        records = [Record.model_validate_json(r) for r in raws if r]
-        if states is not None:
-            records = [r for r in records if r.state in states]
-        return records[:limit]
+        index = self._key("kind", kind)
+        if states is None:
+            return await self._records(await self._r.zrevrange(index, 0, limit - 1))
+        found: list[Record] = []
+        start = 0
+        while len(found) < limit:
+            ids = await self._r.zrevrange(index, start, start + PAGE - 1)
+            found += [r for r in await self._records(ids) if r.state in states]
+            if len(ids) < PAGE:
+                break
+            start += PAGE
+        return found[:limit]
 
     # -- locks
     async def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
-        return bool(await self._acquire(keys=[f"{self.p}lock:{name}"], args=[owner, now(), ttl]))
+        t = now()
+        # Redis drops the key a minute after it lapses, only to keep memory tidy; whether the
+        # lock is held is decided by expires_at, so clocks need not agree with the server.
+        keep_ms = math.ceil(ttl * 1000) + 60_000
+        args = [owner, _num(t), _num(t + ttl), keep_ms]
+        return bool(await self._run("acquire", [self._key("lock", name)], args))
 
     async def release_lock(self, name: str, owner: str) -> bool:
-        return bool(await self._release(keys=[f"{self.p}lock:{name}"], args=[owner]))
+        return bool(await self._run("release", [self._key("lock", name)], [owner, _num(now())]))
 
     async def lock_info(self, name: str) -> LockInfo | None:
-        h = await self._r.hgetall(f"{self.p}lock:{name}")
-        if not h or float(h["expires_at"]) <= now():
+        owner, expires_at = await self._r.hmget(self._key("lock", name), ["owner", "expires_at"])
+        if owner is None or expires_at is None or float(expires_at) <= now():
             return None
-        return LockInfo(name=name, owner=h["owner"], expires_at=float(h["expires_at"]))
+        return LockInfo(name=name, owner=owner, expires_at=float(expires_at))
 
-    # -- audit: a counter for the sequence and a list nobody rewrites
+    # -- audit: a counter, a hash seq -> entry, and two time indexes (all, per subject)
     async def audit(self, entry: AuditEntry) -> int:
-        seq = int(await self._r.incr(f"{self.p}audit:seq"))
-        await self._r.rpush(
-            f"{self.p}audit", entry.model_copy(update={"seq": seq}).model_dump_json()
-        )
-        return seq
+        keys = [
+            self._key("seq", "audit"),
+            self._key("audit", "log"),
+            self._key("audit", "by-time"),
+            self._key("audit-subject", entry.subject),
+        ]
+        text = _without_brace(entry.model_dump_json(exclude={"seq"}))
+        return int(await self._run("audit", keys, [text, _num(entry.at)]))
 
     async def audit_since(
         self, since: float = 0.0, subject: str | None = None, limit: int = 10_000
     ) -> list[AuditEntry]:
-        entries = [
-            AuditEntry.model_validate_json(r) for r in await self._r.lrange(f"{self.p}audit", 0, -1)
-        ]
-        entries = [e for e in entries if e.at >= since and subject in (None, e.subject)]
-        return sorted(entries, key=lambda e: e.seq)[:limit]
+        if limit <= 0:
+            return []
+        index = (
+            self._key("audit", "by-time")
+            if subject is None
+            else self._key("audit-subject", subject)
+        )
+        seqs = sorted(int(s) for s in await self._r.zrangebyscore(index, _num(since), "+inf"))
+        if not seqs:
+            return []
+        texts = await self._r.hmget(self._key("audit", "log"), seqs[:limit])
+        return [AuditEntry.model_validate_json(t) for t in texts if t]
 
-    # -- journal
+    # -- step journal: one list per rollback, sequence numbers from one counter
     async def journal_append(self, rollback_id: str, entry: JournalEntry) -> int:
-        key = f"{self.p}journal:{rollback_id}"
-        seq = int(await self._r.incr(f"{key}:seq"))
-        await self._r.rpush(key, entry.model_copy(update={"seq": seq}).model_dump_json())
-        return seq
+        keys = [self._key("seq", "journal"), self._key("journal", rollback_id)]
+        text = _without_brace(entry.model_dump_json(exclude={"seq"}))
+        return int(await self._run("journal", keys, [text]))
 
     async def journal(self, rollback_id: str) -> list[JournalEntry]:
-        raws = await self._r.lrange(f"{self.p}journal:{rollback_id}", 0, -1)
-        return sorted((JournalEntry.model_validate_json(r) for r in raws), key=lambda e: e.seq)
+        texts = await self._r.lrange(self._key("journal", rollback_id), 0, -1)
+        return [JournalEntry.model_validate_json(t) for t in texts]
 
-    # -- jobs
-    def _k(self, name: str) -> str:
-        return f"{self.p}jobs:{name}"
-
-    @property
-    def _state_keys(self) -> list[str]:
-        return [self._k("due"), self._k("owner"), self._k("lease"), self._k("attempts")]
+    # -- due-jobs
+    def _job_keys(self, *fields: str) -> list[str]:
+        return [self._key("jobs", f) for f in fields]
 
     async def schedule(self, job: Job) -> None:
-        spec = json.dumps({"kind": job.kind, "payload": job.payload})
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._k("spec"), job.id, spec)
-        pipe.zadd(self._k("due"), {job.id: job.due_at})
-        for name in ("owner", "lease", "attempts"):
-            pipe.hdel(self._k(name), job.id)
-        await pipe.execute()
-
-    async def _load_jobs(self, ids: list[str]) -> list[Job]:
-        if not ids:
-            return []
-        pipe = self._r.pipeline(transaction=False)
-        pipe.hmget(self._k("spec"), ids)
-        pipe.zmscore(self._k("due"), ids)
-        for name in ("owner", "lease", "attempts"):
-            pipe.hmget(self._k(name), ids)
-        specs, dues, owners, leases, attempts = await pipe.execute()
-        jobs = []
-        for i, job_id in enumerate(ids):
-            if specs[i] is None:
-                continue
-            spec = json.loads(specs[i])
-            lease = float(leases[i]) if leases[i] is not None else None
-            jobs.append(
-                Job(
-                    id=job_id,
-                    kind=spec["kind"],
-                    payload=spec["payload"],
-                    due_at=float(dues[i] or 0),
-                    owner=owners[i],
-                    lease_until=lease,
-                    attempts=int(attempts[i] or 0),
-                )
-            )
-        return jobs
+        ready, spec, due, owner, lease, attempts = self._job_keys(*JOB_FIELDS)
+        async with self._r.pipeline(transaction=True) as tx:
+            tx.hset(spec, job.id, job.model_dump_json(include={"kind", "payload"}))
+            tx.hset(due, job.id, _num(job.due_at))
+            tx.hdel(owner, job.id)
+            tx.hdel(lease, job.id)
+            tx.hdel(attempts, job.id)
+            tx.zadd(ready, {job.id: job.due_at})
+            await tx.execute()
 
     async def claim_due(self, owner: str, lease: float, limit: int = 10) -> list[Job]:
-        ids = await self._claim(keys=self._state_keys, args=[owner, now(), lease, limit])
-        return await self._load_jobs(list(ids))
+        if limit <= 0:
+            return []
+        t = now()
+        lease_until = _num(t + lease)
+        args = [owner, _num(t), lease_until, limit]
+        flat = await self._run("claim", self._job_keys(*JOB_FIELDS), args)
+        jobs = []
+        for i in range(0, len(flat), 4):  # the script answers id, spec, due, attempts per job
+            job_id, spec, due, attempts = flat[i : i + 4]
+            jobs.append(_job(job_id, spec, due, owner, lease_until, attempts))
+        return sorted(jobs, key=lambda j: j.due_at)
 
     async def reschedule(self, job_id: str, owner: str, due_at: float) -> bool:
-        keys = [*self._state_keys, self._k("spec")]
-        return bool(await self._settle(keys=keys, args=[job_id, owner, due_at]))
+        keys = self._job_keys("ready", "due", "owner", "lease")
+        return bool(await self._run("reschedule", keys, [job_id, owner, _num(due_at)]))
 
     async def complete(self, job_id: str, owner: str) -> bool:
-        keys = [*self._state_keys, self._k("spec")]
-        return bool(await self._settle(keys=keys, args=[job_id, owner, ""]))
+        return bool(await self._run("drop", self._job_keys(*JOB_FIELDS), [job_id, owner]))
 
     async def cancel_job(self, job_id: str) -> bool:
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hdel(self._k("spec"), job_id)
-        for key in self._state_keys:
-            pipe.zrem(key, job_id) if key.endswith("due") else pipe.hdel(key, job_id)
-        results = await pipe.execute()
-        return bool(results[0])
+        return bool(await self._run("drop", self._job_keys(*JOB_FIELDS), [job_id, ""]))
 
     async def get_job(self, job_id: str) -> Job | None:
-        jobs = await self._load_jobs([job_id])
-        return jobs[0] if jobs else None
+        _, *hashes = self._job_keys(*JOB_FIELDS)
+        async with self._r.pipeline(transaction=True) as tx:
+            for key in hashes:
+                tx.hget(key, job_id)
+            spec, due, owner, lease, attempts = await tx.execute()
+        return None if spec is None else _job(job_id, spec, due, owner, lease, attempts)
 
-    # -- idempotency
+    # -- idempotency keys
     async def remember(self, key: str, ttl: float) -> bool:
-        return bool(
-            await self._r.set(f"{self.p}seen:{key}", "1", nx=True, px=max(1, int(ttl * 1000)))
-        )
+        ttl_ms = max(1, round(ttl * 1000))
+        return bool(await self._run("remember", [self._key("seen", key)], [ttl_ms]))

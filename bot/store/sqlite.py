@@ -1,129 +1,177 @@
-"""Embedded store: one SQLite file (WAL), safe for several processes on one machine."""
+"""Embedded store: one SQLite file in WAL mode, safe for several processes on one machine."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from pydantic_core import to_json
 
 from bot.store.base import AuditEntry, Job, JournalEntry, LockInfo, Record, Store, now
 
+# The table layouts are those of the first release, so existing files keep working;
+# only indexes were added (CREATE ... IF NOT EXISTS).
 SCHEMA = """
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS records (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, data TEXT NOT NULL,
     version INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS records_kind ON records (kind, created_at);
-CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL,
-    expires_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL,
-    actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS locks_expiry ON locks (expires_at);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
-CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    rollback_id TEXT NOT NULL, entry TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS journal_rb ON journal (rollback_id, seq);
-CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, due_at REAL NOT NULL,
-    payload TEXT NOT NULL, owner TEXT, lease_until REAL, attempts INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_at);
-CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, at);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, rollback_id TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_rb ON journal (rollback_id, seq);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, due_at REAL NOT NULL, payload TEXT NOT NULL,
+    owner TEXT, lease_until REAL, attempts INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (COALESCE(lease_until, due_at));
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
+COMMIT;
 """
 
+RECORD_COLUMNS = "id, kind, state, data, version, created_at, updated_at"
+JOB_COLUMNS = "id, kind, due_at, payload, owner, lease_until, attempts"
+# A job can be claimed from this time on: its due time, or the end of its current lease.
+READY_AT = "COALESCE(lease_until, due_at)"
 
-def _record(row: Any) -> Record:
+
+def _json(value: Any) -> str:
+    # pydantic's encoder, so both backends store datetimes, enums, ... the same way
+    return to_json(value).decode()
+
+
+def _record(row: Iterable[Any]) -> Record:
+    id_, kind, state, data, version, created_at, updated_at = row
     return Record(
-        id=row[0],
-        kind=row[1],
-        state=row[2],
-        data=json.loads(row[3]),
-        version=row[4],
-        created_at=row[5],
-        updated_at=row[6],
+        id=id_,
+        kind=kind,
+        state=state,
+        data=json.loads(data),
+        version=version,
+        created_at=created_at,
+        updated_at=updated_at,
     )
 
 
-def _job(row: Any) -> Job:
+def _job(row: Iterable[Any]) -> Job:
+    id_, kind, due_at, payload, owner, lease_until, attempts = row
     return Job(
-        id=row[0],
-        kind=row[1],
-        due_at=row[2],
-        payload=json.loads(row[3]),
-        owner=row[4],
-        lease_until=row[5],
-        attempts=row[6],
+        id=id_,
+        kind=kind,
+        due_at=due_at,
+        payload=json.loads(payload),
+        owner=owner,
+        lease_until=lease_until,
+        attempts=attempts,
     )
+
+
+def _audit(row: Iterable[Any]) -> AuditEntry:
+    seq, at, actor, action, subject, detail = row
+    return AuditEntry(
+        seq=seq, at=at, actor=actor, action=action, subject=subject, detail=json.loads(detail)
+    )
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
 
 
 class SqliteStore(Store):
     backend = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self, path: Path | str, *, busy_timeout: float = 30.0, ping_timeout: float = 2.0
+    ) -> None:
         self.path = str(path)
+        self.busy_timeout = busy_timeout
+        self.ping_timeout = ping_timeout
         self._db: aiosqlite.Connection | None = None
-        # one connection per store: serialise this process's transactions on it
+        # One connection per store; concurrent callers must not interleave its transactions.
         self._lock = asyncio.Lock()
 
+    # -- lifecycle
     async def connect(self) -> None:
-        if self.path != ":memory:":
+        if self._db is not None:
+            return
+        if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA busy_timeout=30000")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(SCHEMA)
+        # isolation_level=None: BEGIN IMMEDIATE and COMMIT are issued explicitly.
+        # timeout is SQLite's busy_timeout: wait for another process's write lock.
+        db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            await db.execute_fetchall("PRAGMA journal_mode=WAL")
+            await db.executescript(SCHEMA)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
 
     async def ping(self) -> bool:
         try:
-            async with self._lock:
-                assert self._db is not None
-                await (await self._db.execute("SELECT 1")).fetchone()
-            return True
+            async with asyncio.timeout(self.ping_timeout):
+                return await self._read("SELECT 1") == [(1,)]
         except Exception:
             return False
 
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not connected")
+        return self._db
+
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front, so read-modify-write is atomic
-        across processes as well as across tasks."""
+        """A write transaction: BEGIN IMMEDIATE takes the file's write lock up front, so a
+        read-modify-write inside it is atomic across connections and processes."""
         async with self._lock:
-            db = self._db
-            if db is None:
-                raise RuntimeError("store is not connected")
-            await db.execute("BEGIN IMMEDIATE")
+            db = self._conn()
             try:
+                await db.execute("BEGIN IMMEDIATE")
                 yield db
+                await db.commit()
             except BaseException:
-                await db.execute("ROLLBACK")
+                # aiosqlite runs statements in the order they were queued, so even when the
+                # caller is being cancelled the rollback runs after anything still pending;
+                # it is a no-op when BEGIN itself failed
+                await db.rollback()
                 raise
-            await db.execute("COMMIT")
 
-    async def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    async def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         async with self._lock:
-            assert self._db is not None
-            return list(await (await self._db.execute(sql, args)).fetchall())
+            return list(await self._conn().execute_fetchall(sql, tuple(args)))
 
     # -- records
     async def create(self, record: Record) -> bool:
         async with self._tx() as db:
             cur = await db.execute(
-                "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?)",
+                f"INSERT OR IGNORE INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
                 (
                     record.id,
                     record.kind,
                     record.state,
-                    json.dumps(record.data),
+                    _json(record.data),
                     record.version,
                     record.created_at,
                     record.updated_at,
@@ -132,37 +180,39 @@ class SqliteStore(Store):
             return cur.rowcount == 1
 
     async def get(self, record_id: str) -> Record | None:
-        rows = await self._fetch("SELECT * FROM records WHERE id=?", (record_id,))
+        rows = await self._read(f"SELECT {RECORD_COLUMNS} FROM records WHERE id=?", (record_id,))
         return _record(rows[0]) if rows else None
 
-    async def _patch(
+    async def _change(
         self,
         record_id: str,
         from_states: set[str] | frozenset[str] | None,
         to_state: str | None,
         patch: dict[str, Any],
     ) -> Record | None:
+        """Read, check and rewrite one record in one write transaction."""
         async with self._tx() as db:
-            row = await (
-                await db.execute("SELECT * FROM records WHERE id=?", (record_id,))
-            ).fetchone()
-            if row is None:
+            rows = await db.execute_fetchall(
+                f"SELECT {RECORD_COLUMNS} FROM records WHERE id=?", (record_id,)
+            )
+            if not rows:
                 return None
-            record = _record(row)
+            record = _record(next(iter(rows)))
             if from_states is not None and record.state not in from_states:
                 return None
             record.data.update(patch)
-            record.state = to_state or record.state
+            if to_state is not None:
+                record.state = to_state
             record.version += 1
             record.updated_at = now()
             await db.execute(
                 "UPDATE records SET state=?, data=?, version=?, updated_at=? WHERE id=?",
                 (
                     record.state,
-                    json.dumps(record.data),
+                    _json(record.data),
                     record.version,
                     record.updated_at,
-                    record_id,
+                    record.id,
                 ),
             )
             return record
@@ -174,127 +224,114 @@ class SqliteStore(Store):
         to_state: str,
         patch: dict[str, Any] | None = None,
     ) -> Record | None:
-        return await self._patch(record_id, from_states, to_state, patch or {})
+        return await self._change(record_id, from_states, to_state, patch or {})
 
     async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
-        return await self._patch(record_id, None, None, patch)
+        return await self._change(record_id, None, None, patch)
 
     async def list_records(
         self, kind: str, *, states: set[str] | None = None, limit: int = 50
     ) -> list[Record]:
-        rows = await self._fetch(
-            "SELECT * FROM records WHERE kind=? ORDER BY created_at DESC, rowid DESC", (kind,)
-        )
-        records = [_record(r) for r in rows]
+        if limit <= 0 or (states is not None and not states):
+            return []
+        sql, args = f"SELECT {RECORD_COLUMNS} FROM records WHERE kind=?", [kind]
         if states is not None:
-            records = [r for r in records if r.state in states]
-        return records[:limit]
+            sql += f" AND state IN ({_placeholders(len(states))})"
+            args += sorted(states)
+        # rowid breaks ties between records created within the same clock tick
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        return [_record(r) for r in await self._read(sql, [*args, limit])]
 
     # -- locks
     async def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
         t = now()
         async with self._tx() as db:
+            # an expired lock is free: drop it (and any other stale ones) first
+            await db.execute("DELETE FROM locks WHERE expires_at<=?", (t,))
             cur = await db.execute(
-                "INSERT INTO locks VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET "
-                "owner=excluded.owner, expires_at=excluded.expires_at "
-                "WHERE locks.owner=excluded.owner OR locks.expires_at<=?",
-                (name, owner, t + ttl, t),
+                "INSERT INTO locks (name, owner, expires_at) VALUES (?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET expires_at=excluded.expires_at "
+                "WHERE locks.owner=excluded.owner",
+                (name, owner, t + ttl),
             )
             return cur.rowcount == 1
 
     async def release_lock(self, name: str, owner: str) -> bool:
+        t = now()
         async with self._tx() as db:
-            cur = await db.execute("DELETE FROM locks WHERE name=? AND owner=?", (name, owner))
-            return cur.rowcount == 1
+            rows = await db.execute_fetchall(
+                "DELETE FROM locks WHERE name=? AND owner=? RETURNING expires_at", (name, owner)
+            )
+            # our own lapsed lock is cleaned up, but we did not hold it any more
+            return any(expires_at > t for (expires_at,) in rows)
 
     async def lock_info(self, name: str) -> LockInfo | None:
-        rows = await self._fetch(
-            "SELECT name, owner, expires_at FROM locks WHERE name=? AND expires_at>?", (name, now())
+        rows = await self._read(
+            "SELECT owner, expires_at FROM locks WHERE name=? AND expires_at>?", (name, now())
         )
-        return LockInfo(name=rows[0][0], owner=rows[0][1], expires_at=rows[0][2]) if rows else None
+        if not rows:
+            return None
+        return LockInfo(name=name, owner=rows[0][0], expires_at=rows[0][1])
 
-    # -- audit
+    # -- audit (append-only: triggers refuse UPDATE and DELETE, and there is no method for them)
     async def audit(self, entry: AuditEntry) -> int:
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
-                (
-                    entry.at,
-                    entry.actor,
-                    entry.action,
-                    entry.subject,
-                    json.dumps(entry.detail, default=str),
-                ),
+                (entry.at, entry.actor, entry.action, entry.subject, _json(entry.detail)),
             )
             return int(cur.lastrowid or 0)
 
     async def audit_since(
         self, since: float = 0.0, subject: str | None = None, limit: int = 10_000
     ) -> list[AuditEntry]:
-        sql, args = "SELECT * FROM audit WHERE at>=?", [since]
+        sql = "SELECT seq, at, actor, action, subject, detail FROM audit WHERE at>=?"
+        args: list[Any] = [since]
         if subject is not None:
             sql += " AND subject=?"
             args.append(subject)
-        rows = await self._fetch(sql + " ORDER BY seq LIMIT ?", (*args, limit))
-        return [
-            AuditEntry(
-                seq=r[0], at=r[1], actor=r[2], action=r[3], subject=r[4], detail=json.loads(r[5])
-            )
-            for r in rows
-        ]
+        rows = await self._read(sql + " ORDER BY seq LIMIT ?", [*args, max(limit, 0)])
+        return [_audit(r) for r in rows]
 
-    # -- journal
+    # -- step journal
     async def journal_append(self, rollback_id: str, entry: JournalEntry) -> int:
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT INTO journal (rollback_id, entry) VALUES (?,?)",
-                (rollback_id, entry.model_dump_json()),
+                (rollback_id, entry.model_dump_json(exclude={"seq"})),
             )
             return int(cur.lastrowid or 0)
 
     async def journal(self, rollback_id: str) -> list[JournalEntry]:
-        rows = await self._fetch(
+        rows = await self._read(
             "SELECT seq, entry FROM journal WHERE rollback_id=? ORDER BY seq", (rollback_id,)
         )
         return [
-            JournalEntry.model_validate_json(r[1]).model_copy(update={"seq": r[0]}) for r in rows
+            JournalEntry.model_validate_json(entry).model_copy(update={"seq": seq})
+            for seq, entry in rows
         ]
 
-    # -- jobs
+    # -- due-jobs
     async def schedule(self, job: Job) -> None:
         async with self._tx() as db:
             await db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,NULL,NULL,0)",
-                (job.id, job.kind, job.due_at, json.dumps(job.payload)),
+                f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?,?,?,?,NULL,NULL,0)",
+                (job.id, job.kind, job.due_at, _json(job.payload)),
             )
 
     async def claim_due(self, owner: str, lease: float, limit: int = 10) -> list[Job]:
+        if limit <= 0:
+            return []
         t = now()
         async with self._tx() as db:
-            rows = await (
-                await db.execute(
-                    "SELECT * FROM jobs WHERE due_at<=? AND (owner IS NULL OR lease_until<=?) "
-                    "ORDER BY due_at LIMIT ?",
-                    (t, t, limit),
-                )
-            ).fetchall()
-            jobs = []
-            for row in rows:
-                await db.execute(
-                    "UPDATE jobs SET owner=?, lease_until=?, attempts=attempts+1 WHERE id=?",
-                    (owner, t + lease, row[0]),
-                )
-                job = _job(row)
-                jobs.append(
-                    job.model_copy(
-                        update={
-                            "owner": owner,
-                            "lease_until": t + lease,
-                            "attempts": job.attempts + 1,
-                        }
-                    )
-                )
-            return jobs
+            rows = await db.execute_fetchall(
+                "UPDATE jobs SET owner=?, lease_until=?, attempts=attempts+1 WHERE id IN "
+                f"(SELECT id FROM jobs WHERE {READY_AT}<=? ORDER BY {READY_AT} LIMIT ?) "
+                f"RETURNING {JOB_COLUMNS}",
+                (owner, t + lease, t, limit),
+            )
+            jobs = [_job(r) for r in rows]
+        return sorted(jobs, key=lambda j: j.due_at)
 
     async def reschedule(self, job_id: str, owner: str, due_at: float) -> bool:
         async with self._tx() as db:
@@ -315,16 +352,15 @@ class SqliteStore(Store):
             return cur.rowcount == 1
 
     async def get_job(self, job_id: str) -> Job | None:
-        rows = await self._fetch("SELECT * FROM jobs WHERE id=?", (job_id,))
+        rows = await self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))
         return _job(rows[0]) if rows else None
 
-    # -- idempotency
+    # -- idempotency keys
     async def remember(self, key: str, ttl: float) -> bool:
         t = now()
         async with self._tx() as db:
+            await db.execute("DELETE FROM idempotency WHERE expires_at<=?", (t,))
             cur = await db.execute(
-                "INSERT INTO idempotency VALUES (?,?) ON CONFLICT(key) DO UPDATE SET "
-                "expires_at=excluded.expires_at WHERE idempotency.expires_at<=?",
-                (key, t + ttl, t),
+                "INSERT OR IGNORE INTO idempotency (key, expires_at) VALUES (?,?)", (key, t + ttl)
             )
             return cur.rowcount == 1
