@@ -35,7 +35,9 @@ class DiagnoseSettings(BaseModel):
     log_filter_pattern: str = "ERROR"
     source_timeout: float = Field(default=8.0, gt=0)
     health_samples: int = Field(default=3, ge=1, le=20)
-    load_balancer: str | None = None  # ALB dimension, e.g. app/my-alb/50dc6c495c0c9188
+    load_balancer: str | None = None  # ALB name or ARN, e.g. app/my-alb/50dc6c495c0c9188
+    # regexes of environment-variable names whose values are hidden (default: a shipped list)
+    redact_names: list[str] | None = None
     thresholds: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("thresholds")

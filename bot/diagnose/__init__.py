@@ -1,5 +1,6 @@
-"""/diagnose: evidence captured concurrently, checked against the runbooks' triggers."""
+"""/diagnose: evidence captured concurrently, judged against the runbooks' rollback triggers."""
 
-from bot.diagnose.capture import Capture, capture
+from bot.diagnose.capture import capture
+from bot.diagnose.models import Capture, Figures, SourceResult, Trigger, Verdict
 
-__all__ = ["Capture", "capture"]
+__all__ = ["Capture", "Figures", "SourceResult", "Trigger", "Verdict", "capture"]

@@ -1,123 +1,144 @@
-"""Evidence capture: every source at once, each with its own timeout (runbook 001's commands)."""
+"""capture(): every evidence source at once, each bounded by its own timeout, then the verdict.
+Used by /diagnose and by the rollback flow's pre-rollback diagnostics."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
+import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from bot.diagnose import matrix, sources
+from bot.diagnose.models import Capture, SourceResult
+from bot.diagnose.redact import Redactor
+from bot.diagnose.sources import Collector, Options, SourceContext
 
-from bot.diagnose import sources
-from bot.diagnose.matrix import Thresholds, Verdict, evaluate
-from bot.diagnose.redact import redact
-
-
-class SourceResult(BaseModel):
-    status: str  # ok | timeout | error | skipped
-    seconds: float = 0.0
-    data: dict[str, Any] = Field(default_factory=dict)
-    error: str = ""
-
-
-class Capture(BaseModel):
-    target: str
-    started_at: float
-    seconds: float
-    sources: dict[str, SourceResult]
-    facts: dict[str, Any]
-    verdict: Verdict
-
-    def to_json(self) -> str:
-        return json.dumps(redact(self.model_dump()), indent=2, default=str)
-
-    def to_markdown(self) -> str:
-        lines = [
-            f"# Diagnosis of {self.target}",
-            f"Captured {datetime.fromtimestamp(self.started_at, UTC):%Y-%m-%d %H:%M:%S} UTC"
-            f" in {self.seconds:.2f} s",
-            "",
-            f"**Verdict:** {self.verdict.severity} — {self.verdict.action}",
-            "",
-        ]
-        lines += [f"- {t.name}: {t.measured} ({t.threshold})" for t in self.verdict.triggers]
-        for name, src in self.sources.items():
-            lines += ["", f"## {name} ({src.status}, {src.seconds:.2f} s)"]
-            lines.append(
-                src.error
-                or "```json\n" + json.dumps(redact(src.data), indent=2, default=str) + "\n```"
-            )
-        return "\n".join(lines)
+log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = 8.0
+# Options a playbook may declare as its own parameters; they win over the `diagnose` settings.
+PARAM_OPTIONS = (
+    "window_minutes",
+    "log_filter_pattern",
+    "health_samples",
+    "load_balancer",
+    "redact_names",
+    "source_timeout",
+)
 
 
-Source = Callable[[Any, Any], Awaitable[dict[str, Any]]]
+def new_id() -> str:
+    return "dg-" + secrets.token_hex(5)
 
 
-def planned_sources(target: Any) -> dict[str, Source | str]:
-    """Name -> collector, or the reason it is skipped."""
-    p, d = target.params, target.settings.diagnose
-    has_ecs = bool(p.get("cluster") and p.get("service"))
-    return {
-        "ecs_service": sources.ecs_service if has_ecs else "no ECS service configured",
-        "task_definitions": sources.task_definitions if has_ecs else "no ECS service configured",
-        "logs": sources.logs if p.get("log_groups") else "no log_groups configured",
-        "health": sources.health if p.get("health_urls") else "no health_urls configured",
-        "metrics": sources.metrics if (has_ecs or d.load_balancer) else "no metrics configured",
-    }
-
-
-async def _timed(fn: Source, target: Any, window: Any, limit: float) -> SourceResult:
-    started = time.perf_counter()
-    try:
-        data = await asyncio.wait_for(fn(target, window), limit)
-        status, error = "ok", ""
-    except TimeoutError:
-        data, status, error = {}, "timeout", f"timed out after {limit:g}s"
-    except Exception as exc:  # one broken source must not hide the others
-        data, status, error = {}, "error", sources.describe_error(exc)
-    return SourceResult(
-        status=status,
-        seconds=round(time.perf_counter() - started, 3),
-        data=redact(data),
-        error=redact(error),
+def resolve_options(target: Any) -> tuple[Options, float]:
+    """The target's diagnose options and per-source timeout: playbook params first, then the
+    target's `diagnose` settings (or a `diagnose` mapping param), then the shipped defaults."""
+    settings = getattr(getattr(target, "settings", None), "diagnose", None)
+    merged: dict[str, Any] = settings.model_dump() if settings is not None else {}
+    from_params = target.params.get("diagnose") or {}
+    thresholds = {**merged.pop("thresholds", {}), **from_params.get("thresholds", {})}
+    merged.update({k: v for k, v in from_params.items() if k != "thresholds"})
+    merged.update({k: target.params[k] for k in PARAM_OPTIONS if target.params.get(k) is not None})
+    timeout = float(merged.pop("source_timeout", None) or DEFAULT_TIMEOUT)
+    names = merged.pop("redact_names", None) or ()
+    known = {k: v for k, v in merged.items() if k in Options.__dataclass_fields__}
+    options = Options(
+        **known,
+        redact_names=tuple(names),
+        thresholds=matrix.Thresholds.model_validate(thresholds),
     )
+    return options, timeout
 
 
 async def capture(
-    target: Any, settings: Any = None, *, source_timeout: float | None = None
+    target: Any,
+    settings: Any = None,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 - per source, part of the public contract
+    redactor: Redactor | None = None,
+    clients: Callable[[str], Any] | None = None,
 ) -> Capture:
-    """Collect every configured source concurrently; total time is bounded by the timeout."""
-    started = time.time()
+    """Collect every configured source concurrently and judge the result.
+
+    timeout: per source, in seconds (default: the target's diagnose.source_timeout, 8 s);
+    the whole capture takes about as long as its slowest source, never the sum.
+    settings: the process settings, accepted for symmetry with the flows; AWS endpoints and
+    credentials come from the standard AWS variables. clients: AWS client factory (tests).
+    """
+    ctx, planned = prepare(target, timeout=timeout, redactor=redactor, clients=clients)
     t0 = time.perf_counter()
-    cfg = target.settings.diagnose
-    window = sources.Window(
-        end=datetime.now(UTC),
-        start=datetime.now(UTC) - timedelta(minutes=cfg.window_minutes),
-        config=cfg,
-    )
-    planned = planned_sources(target)
-    runnable = {n: f for n, f in planned.items() if not isinstance(f, str)}
-    per_source = source_timeout if source_timeout is not None else cfg.source_timeout
-    results = await asyncio.gather(
-        *(_timed(f, target, window, per_source) for f in runnable.values())
-    )
-    out: dict[str, SourceResult] = {}
-    for name, reason in planned.items():
-        out[name] = (
-            results[list(runnable).index(name)]
-            if name in runnable
-            else SourceResult(status="skipped", error=str(reason))
-        )
-    facts = sources.facts(out)
-    thresholds = Thresholds.model_validate(cfg.thresholds)
+    results = await _collect(planned, ctx)
+    # redact once everything has answered: a secret learned from the task definitions is then
+    # also removed from log lines that were fetched at the same time
+    results = {ctx.redactor.text(n): _redacted(r, ctx.redactor) for n, r in results.items()}
+    thresholds = ctx.options.thresholds
+    figures = matrix.figures(results, thresholds)
     return Capture(
+        id=new_id(),
         target=target.name,
-        started_at=started,
+        started_at=ctx.end,
         seconds=round(time.perf_counter() - t0, 3),
-        sources=out,
-        facts=facts,
-        verdict=evaluate(facts, thresholds),
+        timeout=ctx.timeout,
+        window_minutes=ctx.options.window_minutes,
+        sources=results,
+        figures=figures,
+        verdict=matrix.evaluate(figures, thresholds),
+    )
+
+
+def prepare(
+    target: Any,
+    *,
+    timeout: float | None = None,
+    redactor: Redactor | None = None,
+    clients: Callable[[str], Any] | None = None,
+) -> tuple[SourceContext, dict[str, Collector | str]]:
+    """The context every collector shares, and the planned sources (collector or skip reason)."""
+    options, default_timeout = resolve_options(target)
+    end = datetime.now(UTC)
+    ctx = SourceContext(
+        params=target.params,
+        options=options,
+        start=end - timedelta(minutes=options.window_minutes),
+        end=end,
+        timeout=float(timeout if timeout is not None else default_timeout),
+        redactor=redactor or Redactor(options.redact_names),
+        client=clients or sources.aws_client_factory(target.params.get("region")),
+    )
+    return ctx, sources.plan(target.params, options)
+
+
+async def _collect(
+    planned: dict[str, Collector | str], ctx: SourceContext
+) -> dict[str, SourceResult]:
+    runnable = {n: c for n, c in planned.items() if not isinstance(c, str)}
+    done = await asyncio.gather(*(_timed(n, c, ctx) for n, c in runnable.items()))
+    answered = dict(zip(runnable, done, strict=True))
+    return {
+        name: answered[name] if name in answered else SourceResult(status="skipped", error=str(how))
+        for name, how in planned.items()
+    }
+
+
+async def _timed(name: str, collect: Collector, ctx: SourceContext) -> SourceResult:
+    limit, started = ctx.timeout, time.perf_counter()
+    try:
+        data = await asyncio.wait_for(collect(ctx), limit)
+        status, error = "ok", ""
+    except TimeoutError:
+        data, status, error = {}, "timeout", f"timed out after {limit:g}s"
+    except Exception as exc:  # one broken source must never hide the others
+        log.info("diagnose source %s failed: %s", name, sources.describe_error(exc))
+        data, status, error = {}, "error", sources.describe_error(exc)
+    return SourceResult(
+        status=status, seconds=round(time.perf_counter() - started, 3), data=data, error=error
+    )
+
+
+def _redacted(result: SourceResult, redactor: Redactor) -> SourceResult:
+    return result.model_copy(
+        update={"data": redactor.value(result.data), "error": redactor.text(result.error)}
     )

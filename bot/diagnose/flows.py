@@ -1,69 +1,125 @@
-"""The /diagnose flow: capture, keep it, post the verdict and the full capture file."""
+"""The /diagnose flow: capture, keep it in the store, post the verdict with the capture file."""
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.diagnose.capture import capture
 from bot.diagnose.messaging import headline, verdict_blocks
+from bot.diagnose.models import Capture
+from bot.diagnose.redact import redact_text
+from bot.diagnose.sources import describe_error
 from bot.rollback.service import audit
 from bot.services import Services
-from bot.slack.text import code
+from bot.slack.text import code, escape, truncate
 from bot.store.base import Record, now
 
 log = logging.getLogger(__name__)
+KIND = "diagnosis"
+# the bot cannot post there: answer the person who asked instead
+UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
 async def diagnose(
     services: Services, client: Any, *, target: str, user: str, channel: str, respond: Any
 ) -> None:
-    tgt = services.catalog.targets[target]
+    """Run /diagnose TARGET after the command was acknowledged; never raises."""
     try:
-        result = await capture(tgt, services.settings)
-    except Exception:
-        log.exception("diagnosis of %s failed", target)
-        await respond(
-            response_type="ephemeral",
-            text=f":warning: Could not diagnose {code(target)}; see the bot's log.",
-        )
+        await _diagnose(services, client, target, user, channel, respond)
+    except Exception as exc:
+        log.exception("/diagnose %s failed", target)
+        await _tell(respond, f":warning: /diagnose {code(target)} failed: {_readable(exc)}")
+
+
+async def _diagnose(
+    services: Services, client: Any, target: str, user: str, channel: str, respond: Any
+) -> None:
+    tgt = services.catalog.targets.get(target)
+    if tgt is None:
+        await _tell(respond, f"Unknown target {code(target)}.")
         return
-    diagnosis_id = "dg-" + secrets.token_hex(4)
-    await services.store.create(
-        Record(
-            id=diagnosis_id,
-            kind="diagnosis",
-            state="done",
-            data=json.loads(result.to_json()),
-            created_at=now(),
-            updated_at=now(),
-        )
-    )
-    await audit(
-        services.store,
-        user,
-        "diagnosis.captured",
-        diagnosis_id,
-        target=target,
-        severity=result.verdict.severity,
-    )
-    blocks = verdict_blocks(result, diagnosis_id)
+    result = await capture(tgt, services.settings)
+    stored = await _store(services, result, user)
+    blocks, text = verdict_blocks(result), headline(result)
     try:
-        posted = await client.chat_postMessage(
-            channel=channel, blocks=blocks, text=headline(result)
+        posted = await client.chat_postMessage(channel=channel, blocks=blocks, text=text)
+    except SlackApiError as exc:
+        if _slack_error(exc) not in UNREACHABLE:
+            raise
+        note = (
+            f"I cannot post in this channel ({escape(_slack_error(exc))}), so only you see this: "
+            f"invite me to get the full capture file in a thread. {stored}"
         )
+        blocks.insert(-1, {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+        await respond(response_type="ephemeral", replace_original=False, blocks=blocks, text=text)
+        return
+    problem = await _upload(client, channel, posted["ts"], result)
+    if problem or stored:
+        await _tell(respond, f"{problem} {stored}".strip())
+
+
+async def _store(services: Services, result: Capture, user: str) -> str:
+    """Keep the redacted capture (the Roll back button links to it); "" or what went wrong."""
+    t = now()
+    record = Record(
+        id=result.id,
+        kind=KIND,
+        state="done",
+        data=json.loads(result.to_json()),
+        created_at=t,
+        updated_at=t,
+    )
+    try:
+        await services.store.create(record)
+        await audit(
+            services.store,
+            user,
+            "diagnosis.captured",
+            result.id,
+            target=result.target,
+            severity=result.verdict.severity,
+        )
+    except Exception as exc:  # the verdict still matters more than its bookkeeping
+        log.exception("storing diagnosis %s failed", result.id)
+        return f"The diagnosis could not be stored ({_readable(exc)})."
+    return ""
+
+
+async def _upload(client: Any, channel: str, thread_ts: str, result: Capture) -> str:
+    try:
         await client.files_upload_v2(
             channel=channel,
-            thread_ts=posted["ts"],
-            filename=f"diagnosis-{target}.json",
+            thread_ts=thread_ts,
+            filename=f"diagnosis-{result.target}.json",
+            title=f"Diagnosis of {result.target} ({result.id})",
             content=result.to_json(),
-            title=f"Diagnosis of {target}",
         )
     except SlackApiError as exc:
-        if exc.response.get("error") not in ("not_in_channel", "channel_not_found"):
-            raise
-        await respond(response_type="ephemeral", blocks=blocks, text=headline(result))
+        log.warning("upload of diagnosis %s failed: %s", result.id, _slack_error(exc))
+        return (
+            f"The verdict is posted, but the capture file could not be attached "
+            f"({escape(_slack_error(exc))}); it is stored as {code(result.id)}."
+        )
+    return ""
+
+
+async def _tell(respond: Any, text: str) -> None:
+    try:
+        await respond(response_type="ephemeral", replace_original=False, text=text)
+    except Exception:  # the response_url may have expired; the log has the rest
+        log.warning("could not answer the /diagnose request: %s", text)
+
+
+def _slack_error(exc: SlackApiError) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("error", "")) if response is not None else ""
+
+
+def _readable(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return f"Slack answered {escape(_slack_error(exc))}"
+    return escape(truncate(redact_text(describe_error(exc)), 300))

@@ -1,13 +1,13 @@
-"""Block Kit for a diagnosis: verdict first, then the figures and what could not be read."""
+"""How a diagnosis reads: Block Kit for Slack (verdict first) and Markdown for files."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from bot.diagnose.capture import Capture
+from bot.diagnose.models import Capture, Figures
 from bot.rollback.models import ActionId
-from bot.slack.text import escape, truncate
+from bot.slack.text import code, escape, truncate
 
 ICONS = {
     "critical": ":red_circle:",
@@ -15,95 +15,197 @@ ICONS = {
     "medium": ":large_yellow_circle:",
     "low": ":large_blue_circle:",
     "ok": ":large_green_circle:",
+    "unknown": ":white_circle:",
 }
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 2900)}}
+SECTION_LIMIT = 3000  # Slack's limit for a section's text
+LIST_LIMIT = 10  # lines per list before "and N more"
 
 
 def headline(capture: Capture) -> str:
+    """The notification and fallback text: plain words, no markup."""
     v = capture.verdict
     return (
-        f"{ICONS[v.severity]} *{escape(capture.target)}: {v.severity.upper()}* — "
+        f"Diagnosis of {escape(capture.target)}: {v.severity.upper()} - "
         f"{escape(v.action)} ({escape(v.timeframe)})"
     )
 
 
-def key_figures(capture: Capture) -> str:
-    f = capture.facts
-    parts = []
-    if f.get("running") is not None:
-        parts.append(f"tasks {f['running']}/{f['desired']}")
-    if "error_rate_pct" in f:
-        parts.append(f"5xx rate {f['error_rate_pct']:.1f}%")
-    if "error_lines" in f:
-        parts.append(f"error lines {f['error_lines']}")
-    if "p95_ms" in f:
-        parts.append(f"p95 {f['p95_ms']:.0f} ms")
-    if "health_total" in f:
-        parts.append(f"health {f['health_ok']}/{f['health_total']} OK")
-    for key, label in (("memory_pct", "memory"), ("cpu_pct", "CPU")):
-        if key in f:
-            parts.append(f"{label} {f[key]:.0f}%")
-    return " · ".join(parts) or "no figures collected"
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
 
 
-def verdict_blocks(capture: Capture, diagnosis_id: str) -> list[dict[str, Any]]:
-    v = capture.verdict
-    blocks = [_section(headline(capture)), _section(f"*Key figures:* {key_figures(capture)}")]
-    if v.triggers:
-        blocks.append(
-            _section(
-                "*Triggers fired:*\n"
-                + "\n".join(
-                    f"• {escape(t.name)} ({t.severity}): {escape(t.measured)}, threshold "
-                    f"{escape(t.threshold)}"
-                    for t in v.triggers
-                )
-            )
+def _bullets(title: str, lines: list[str]) -> dict[str, Any]:
+    """A titled list that fits one section: the rest is counted, not cut mid-line."""
+    text, room = f"*{title}*", SECTION_LIMIT - 80  # room for the "and N more" line
+    for i, line in enumerate(lines):
+        if i == LIST_LIMIT or len(text) + len(line) + 3 > room:
+            text += f"\n… and {len(lines) - i} more (see the capture file)"
+            break
+        text += f"\n• {line}"
+    return _section(text)
+
+
+def key_figures(capture: Capture) -> list[tuple[str, str]]:
+    """(label, value) pairs of what was measured, unescaped."""
+    f, out = capture.figures, []
+    if f.running is not None:
+        rollout = " · rollout FAILED" if f.rollout_failed else ""
+        out.append(("Tasks", f"{f.running}/{f.desired} running{rollout}"))
+    if f.task_definition:
+        out.append(("Task definition", f.task_definition + _image_of(capture)))
+    if f.error_rate_pct is not None:
+        out.append(("5xx rate", f"{f.error_rate_pct:.1f}% ({f.errors_5xx:g} of {f.requests:g})"))
+    if f.p95_ms is not None:
+        out.append(("p95 latency", _latency(f)))
+    if f.health_total:
+        out.append(("Health", f"{f.health_total - (f.health_failing or 0)} of {f.health_total} OK"))
+    if f.error_lines is not None:
+        minutes = f"{capture.window_minutes:g} min"
+        out.append(("Errors in logs", f"{f.error_lines} lines in {minutes}"))
+    if f.restarts is not None:
+        out.append(("Restarts", f"{f.restarts} in {capture.window_minutes:g} min"))
+    for label, value in (("Memory", f.memory_pct), ("CPU", f.cpu_pct)):
+        if value is not None:
+            out.append((label, f"{value:.1f}% sustained"))
+    return out
+
+
+def _latency(f: Figures) -> str:
+    text = f"{f.p95_ms:.0f} ms ({f.p95_from})"
+    if f.p95_baseline_ms:
+        text += f" · baseline {f.p95_baseline_ms:.0f} ms"
+    return text
+
+
+def _image_of(capture: Capture) -> str:
+    src = capture.sources.get("task_definitions")
+    if src is None or src.status != "ok":
+        return ""
+    current = [h for h in src.data.get("history", []) if h.get("current")]
+    images = [c.get("image") or "" for c in (current[0]["containers"] if current else [])]
+    return f" ({images[0].rsplit('/', 1)[-1]})" if images else ""
+
+
+def _latest_errors(capture: Capture) -> list[str]:
+    lines = []
+    for name, src in capture.sources.items():
+        if name.startswith("logs ") and src.status == "ok":
+            lines += [(e["at"], e["message"]) for e in src.data.get("latest", [])]
+    return [message for _, message in sorted(lines, reverse=True)[:3]]
+
+
+def verdict_blocks(capture: Capture, diagnosis_id: str | None = None) -> list[dict[str, Any]]:
+    """The Slack message: verdict, figures, triggers, gaps, and a Roll back button."""
+    v, did = capture.verdict, diagnosis_id or capture.id
+    blocks = [
+        _section(
+            f"{ICONS[v.severity]} *Diagnosis of {code(capture.target)}: {v.severity.upper()}* — "
+            f"{escape(v.action)} ({escape(v.timeframe)})\n{escape(v.recommendation)}"
         )
+    ]
+    figures = key_figures(capture)
+    if figures:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": truncate(f"*{escape(k)}*\n{escape(val)}", 2000)}
+                    for k, val in figures[:10]
+                ],
+            }
+        )
+    blocks += _detail_sections(capture)
+    blocks.append(_context(capture, did))
+    blocks.append(_actions(capture, did))
+    return blocks
+
+
+def _detail_sections(capture: Capture) -> list[dict[str, Any]]:
+    v, out = capture.verdict, []
+    if v.triggers:
+        lines = [
+            f"{ICONS[t.severity]} *{escape(t.name)}*: {escape(t.measured)} "
+            f"(threshold {escape(t.threshold)}) → {escape(t.response)} "
+            f"_(runbook {escape(t.runbook)})_"
+            for t in v.triggers
+        ]
+        out.append(_section("*Triggers fired*\n" + "\n".join(lines)))
+    errors = _latest_errors(capture)
+    if errors:
+        shown = "\n".join(escape(truncate(e, 300)).replace("```", "'''") for e in errors)
+        out.append(_section(f"*Latest errors in the logs*\n```{shown}```"))
     missing = [
-        f"• {escape(n)}: {escape(s.error)}" for n, s in capture.sources.items() if s.status != "ok"
+        f"{code(name, 120)}: {escape(truncate(src.error or src.status, 300))}"
+        for name, src in capture.sources.items()
+        if src.status != "ok"
     ]
     if missing:
-        blocks.append(_section("*Not collected:*\n" + "\n".join(missing)))
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": (
-                        f"Captured in {capture.seconds:.2f} s · `{diagnosis_id}`"
-                        " · full capture in the thread"
-                    ),
-                }
-            ],
-        }
+        out.append(_bullets("Not collected", missing))
+    # a gap already explained under "Not collected" is not repeated
+    gaps = [u for u in v.unevaluated if not any(f"{n}: " in u for n in capture.sources)]
+    if gaps:
+        lines = [escape(truncate(u, 300)) for u in gaps]
+        out.append(_bullets("Not evaluated", lines))
+    return out
+
+
+def _context(capture: Capture, diagnosis_id: str) -> dict[str, Any]:
+    text = (
+        f"{code(diagnosis_id)} · {capture.seconds:.2f} s (at most {capture.timeout:g} s per source)"
+        f" · last {capture.window_minutes:g} min · full capture in the thread"
     )
-    value = json.dumps(
-        {
-            "target": capture.target,
-            "diagnosis": diagnosis_id,
-            "reason": f"/diagnose: {v.severity} ({', '.join(t.name for t in v.triggers)})"
-            if v.triggers
-            else "",
-        }
-    )
-    blocks.append(
-        {
-            "type": "actions",
-            "block_id": f"diagnosis:{diagnosis_id}",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": ActionId.OPEN_FROM_DIAGNOSIS.value,
-                    "text": {"type": "plain_text", "text": "Roll back"},
-                    "style": "danger" if v.severity in ("critical", "high") else "primary",
-                    "value": truncate(value, 2000),
-                }
-            ],
-        }
-    )
-    return blocks
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _actions(capture: Capture, diagnosis_id: str) -> dict[str, Any]:
+    v = capture.verdict
+    reason = ""
+    if v.triggers:
+        reason = f"/diagnose {diagnosis_id}: {v.severity} ({', '.join(t.name for t in v.triggers)})"
+    value = {"target": capture.target, "diagnosis": diagnosis_id, "reason": truncate(reason, 300)}
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": ActionId.OPEN_FROM_DIAGNOSIS.value,
+        "text": {"type": "plain_text", "text": "Roll back"},
+        "value": json.dumps(value),
+    }
+    if v.severity in ("critical", "high"):
+        button["style"] = "danger"
+    return {"type": "actions", "block_id": f"diagnosis:{diagnosis_id}", "elements": [button]}
+
+
+def markdown(capture: Capture) -> str:
+    """The whole capture as a Markdown document (for a file or an incident report)."""
+    data = capture.redacted()
+    v = data["verdict"]
+    lines = [
+        f"# Diagnosis of {capture.target} ({capture.id})",
+        "",
+        f"Captured {capture.started_at:%Y-%m-%d %H:%M:%S} UTC in {capture.seconds:.2f} s, "
+        f"last {capture.window_minutes:g} minutes, at most {capture.timeout:g} s per source.",
+        "",
+        f"**Verdict: {v['severity'].upper()}** — {v['action']} ({v['timeframe']}). "
+        f"{v['recommendation']}",
+        "",
+    ]
+    if v["triggers"]:
+        lines += [
+            "| Trigger | Severity | Measured | Threshold | Response |",
+            "|---|---|---|---|---|",
+        ]
+        for t in v["triggers"]:
+            response = f"{t['response']} (runbook {t['runbook']})"
+            cells = (t["name"], t["severity"], t["measured"], t["threshold"], response)
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += [f"- not evaluated: {u}" for u in v["unevaluated"]]
+    for name, src in data["sources"].items():
+        lines += ["", f"## {name} — {src['status']} ({src['seconds']:.2f} s)", ""]
+        if src["status"] != "ok":
+            lines.append(src["error"])
+        else:
+            lines += ["```json", json.dumps(src["data"], indent=2), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -179,7 +179,7 @@ async def _prepare(
             f"Pre-rollback diagnostics ({tgt.name})",
             rollback_id,
         )
-        data.diagnosis_id = diagnostics_id(rollback_id)
+        data.diagnosis_id = diagnostics.id
     data.approval_ts = await post(
         services,
         client,
@@ -202,10 +202,6 @@ async def _prepare(
         raise RuntimeError("the rollback changed state while it was being prepared")
 
 
-def diagnostics_id(rollback_id: str) -> str:
-    return f"dg-{rollback_id}"
-
-
 async def _capture(services: Services, tgt: Target, rollback_id: str) -> Any:
     """Runbook 001: capture the evidence before anything changes; never blocks the rollback."""
     from bot.diagnose import capture
@@ -217,7 +213,7 @@ async def _capture(services: Services, tgt: Target, rollback_id: str) -> Any:
         return None
     await services.store.create(
         Record(
-            id=diagnostics_id(rollback_id),
+            id=result.id,
             kind="diagnosis",
             state="done",
             data=json.loads(result.to_json()),
