@@ -212,6 +212,9 @@ def _without_brace(text: str) -> str:
     return text[1:]
 
 
+MAX_CONNECTIONS = 50
+
+
 class RedisStore(Store):
     backend = "redis"
 
@@ -226,14 +229,19 @@ class RedisStore(Store):
     async def connect(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(
+        # A bounded pool that makes a burst wait for a free connection instead of failing:
+        # 200 requests at once otherwise exhaust the default pool (MaxConnectionsError).
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=10,
             decode_responses=True,
             socket_connect_timeout=5,
             socket_timeout=10,
             health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         )
+        client = aioredis.Redis(connection_pool=pool)
         scripts = {
             "create": _once(CREATE, RENDER),
             "change": _once(CHANGE, RENDER),
