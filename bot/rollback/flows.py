@@ -100,6 +100,7 @@ async def request_rollback(
         ref=ref,
         reason=reason,
         severity=severity,
+        dangerous=tgt.playbook.spec.dangerous,
         requester=requester,
         origin_channel=origin_channel,
         channel=tgt.channel,
@@ -285,8 +286,9 @@ async def decide(
 ) -> None:
     """An Approve or Reject click: checked against the catalog on every click."""
     record = await services.store.get(rollback_id)
-    # A button only decides the rollback whose approval message carries it.
-    forged = record is not None and message_ts != record.data.get("approval_ts")
+    # A button only decides the rollback whose approval (or confirmation) message carries it.
+    own = {record.data.get("approval_ts"), record.data.get("confirm_ts")} if record else set()
+    forged = record is not None and (not message_ts or message_ts not in own)
     if record is None or record.kind != "rollback" or forged:
         await service.audit(services.store, user, "rollback.forged_click", rollback_id)
         await respond(
@@ -304,16 +306,16 @@ async def decide(
         )
         await respond(response_type="ephemeral", replace_original=False, text=refusal)
         return
-    to = State.APPROVED if approve else State.REJECTED
-    moved = await service.move(
-        services.store,
-        rollback_id,
-        {State.AWAITING_APPROVAL},
-        to,
-        user,
-        approver=user,
-        decided_at=now(),
-    )
+    confirming = approve and record.state == State.AWAITING_CONFIRMATION
+    if confirming:
+        to, sources, patch = State.APPROVED, {State.AWAITING_CONFIRMATION}, {"confirmed_by": user}
+    elif approve:
+        to = State.AWAITING_CONFIRMATION if data.dangerous else State.APPROVED
+        sources, patch = {State.AWAITING_APPROVAL}, {"approver": user, "decided_at": now()}
+    else:
+        to, patch = State.REJECTED, {"approver": user, "decided_at": now()}
+        sources = {State.AWAITING_APPROVAL, State.AWAITING_CONFIRMATION}
+    moved = await service.move(services.store, rollback_id, sources, to, user, **patch)
     if moved is None:
         current = await services.store.get(rollback_id)
         state = current.state if current else "gone"
@@ -325,10 +327,22 @@ async def decide(
         return
     await client.chat_update(
         channel=data.channel,
-        ts=data.approval_ts,
+        ts=data.confirm_ts if record.state == State.AWAITING_CONFIRMATION else data.approval_ts,
         text=f"Rollback {to.value} by {user}",
         blocks=msg.decided_blocks(data, to, user),
     )
+    if to == State.AWAITING_CONFIRMATION:
+        confirm_ts = await post(
+            services,
+            client,
+            data.channel,
+            f"Second confirmation needed for {data.target}",
+            msg.confirm_blocks(rollback_id, data, user),
+            thread_ts=data.thread_ts,
+            subject=rollback_id,
+        )
+        await services.store.update_data(rollback_id, {"confirm_ts": confirm_ts})
+        return
     if approve:
         await schedule_execution(services, rollback_id)
     else:

@@ -111,8 +111,46 @@ def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) 
     ]
 
 
+def confirm_blocks(rollback_id: str, data: RollbackData, approver: str) -> list[dict]:
+    """Dangerous playbooks (database changes): a second, explicit click before anything runs."""
+    value = json.dumps({"id": rollback_id})
+    return [
+        section(
+            f":warning: *Second confirmation needed* — <@{approver}> approved a *dangerous* "
+            f"rollback of *{escape(data.target)}* (database or data changes that may not be "
+            "reversible). An approver must confirm it before anything runs."
+        ),
+        {
+            "type": "actions",
+            "block_id": f"confirm:{rollback_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ActionId.CONFIRM.value,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Confirm"},
+                    "value": value,
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Run a dangerous rollback?"},
+                        "text": {"type": "mrkdwn", "text": "This may change data for good."},
+                        "confirm": {"type": "plain_text", "text": "Run it"},
+                        "deny": {"type": "plain_text", "text": "Not yet"},
+                    },
+                },
+                {
+                    "type": "button",
+                    "action_id": ActionId.REJECT.value,
+                    "text": {"type": "plain_text", "text": "Reject"},
+                    "value": value,
+                },
+            ],
+        },
+    ]
+
+
 def decided_blocks(data: RollbackData, state: State, by: str) -> list[dict]:
     verb = {
+        State.AWAITING_CONFIRMATION: ":white_check_mark: Approved (confirmation pending)",
         State.APPROVED: ":white_check_mark: Approved",
         State.REJECTED: ":no_entry: Rejected",
         State.CANCELLED: ":heavy_minus_sign: Cancelled",

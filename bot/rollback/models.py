@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 class State(StrEnum):
     REQUESTED = "requested"
     AWAITING_APPROVAL = "awaiting_approval"
+    # dangerous playbooks (database changes): approved once, then confirmed explicitly
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
     APPROVED = "approved"
     RUNNING = "running"
     VERIFYING = "verifying"
@@ -24,7 +26,9 @@ class State(StrEnum):
 TERMINAL = frozenset(
     {State.SUCCEEDED, State.FAILED, State.REJECTED, State.CANCELLED, State.INTERRUPTED}
 )
-CANCELLABLE = frozenset({State.REQUESTED, State.AWAITING_APPROVAL, State.APPROVED})
+CANCELLABLE = frozenset(
+    {State.REQUESTED, State.AWAITING_APPROVAL, State.AWAITING_CONFIRMATION, State.APPROVED}
+)
 EXECUTING = frozenset({State.RUNNING, State.VERIFYING})
 KIND = "rollback"
 
@@ -32,6 +36,7 @@ KIND = "rollback"
 class ActionId(StrEnum):
     APPROVE = "rollback_approve"
     REJECT = "rollback_reject"
+    CONFIRM = "rollback_confirm"
     RETRY_FURTHER = "rollback_further"
     OPEN_FROM_DIAGNOSIS = "diagnose_rollback"
 
@@ -68,6 +73,9 @@ class RollbackData(BaseModel):
     channel: str = ""
     thread_ts: str = ""
     approval_ts: str = ""
+    dangerous: bool = False
+    confirm_ts: str = ""
+    confirmed_by: str = ""
     progress_ts: str = ""
     approver: str = ""
     decided_at: float | None = None

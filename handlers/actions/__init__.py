@@ -8,6 +8,7 @@ from bot.rollback.models import ActionId
 from bot.slack.app import guarded
 from handlers.actions.rollback import (
     approve_clicked,
+    confirm_clicked,
     further_clicked,
     open_from_diagnosis,
     reject_clicked,
@@ -17,5 +18,6 @@ from handlers.actions.rollback import (
 def register(app: AsyncApp) -> None:
     app.action(ActionId.APPROVE.value)(guarded(approve_clicked))
     app.action(ActionId.REJECT.value)(guarded(reject_clicked))
+    app.action(ActionId.CONFIRM.value)(guarded(confirm_clicked))
     app.action(ActionId.RETRY_FURTHER.value)(guarded(further_clicked))
     app.action(ActionId.OPEN_FROM_DIAGNOSIS.value)(guarded(open_from_diagnosis))

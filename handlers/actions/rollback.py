@@ -58,6 +58,13 @@ async def approve_clicked(
     await _decide(ack, body, respond, context, client, approve=True)
 
 
+async def confirm_clicked(
+    ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+) -> None:
+    """The second click a dangerous playbook needs; same checks as Approve."""
+    await _decide(ack, body, respond, context, client, approve=True)
+
+
 async def reject_clicked(
     ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
 ) -> None:

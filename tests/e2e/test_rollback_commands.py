@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,38 @@ def test_failed_rollback_posts_failure_and_options(
     # the lock is released: a new rollback of the same target may start
     bot.sender.post(*slash_command("/rollback", "api to 1", user_id=REQUESTER))
     fake_slack.wait_for("chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=2)
+
+
+def test_dangerous_playbook_needs_a_second_confirmation(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "worker", "worker", desired=2)
+    (tmp_path / "stop-db-writer.yml").write_text(
+        "name: stop-db-writer\ndescription: Stop the writer before a database restore\n"
+        "dangerous: true\nparams:\n  cluster: {type: str, required: true}\n"
+        "  service: {type: str, required: true}\n  region: {type: str}\n"
+        "steps:\n  - {id: stop, type: ecs.scale, desired_count: 0}\n"
+    )
+    config = tmp_path / "rollbot.yml"
+    config.write_text(
+        f"approvers: [{LEAD}]\nchannel: C0INCIDENTS\ntargets:\n  writer:\n"
+        "    playbook: stop-db-writer.yml\n    cluster: sandbox-broker-cluster\n"
+        "    service: worker\n    region: eu-central-1\n"
+    )
+    bot = rollbot_server(config=config, env=aws.env)
+    bot.sender.post(*slash_command("/rollback", "writer because restore", user_id=REQUESTER))
+    click(bot, "rollback_approve", approval_value(fake_slack), LEAD)
+    confirm = fake_slack.wait_for(
+        "chat.postMessage", lambda c: "Second confirmation" in c.args["text"]
+    )[0]
+    actions = next(b for b in confirm.args["blocks"] if b["type"] == "actions")
+    assert [e["text"]["text"] for e in actions["elements"]] == ["Confirm", "Reject"]
+    time.sleep(1.5)  # nothing runs on the first approval
+    assert service_state(aws, "sandbox-broker-cluster", "worker")["desiredCount"] == 2
+    value = actions["elements"][0]["value"]
+    confirm_ts = confirm.response["ts"]
+    click(bot, "rollback_confirm", value, "U0MALLORY", message_ts=confirm_ts)
+    fake_slack.wait_for_response(lambda r: "Only the approvers" in r.get("text", ""))
+    click(bot, "rollback_confirm", value, LEAD, message_ts=confirm_ts)
+    fake_slack.wait_for("chat.postMessage", lambda c: "ROLLBACK COMPLETE" in c.args["text"])
+    assert service_state(aws, "sandbox-broker-cluster", "worker")["desiredCount"] == 0
