@@ -13,8 +13,6 @@ from bot.rollback import messaging as msg
 from bot.rollback import service
 from bot.rollback.models import (
     CANCELLABLE,
-    EXECUTING,
-    TERMINAL,
     JobKind,
     RollbackData,
     State,
@@ -468,14 +466,6 @@ async def history_message(services: Services, target: str | None) -> dict[str, A
     if estimates:
         text += "\n*Rollback time estimates (successful runs)*\n" + "\n".join(estimates)
     return {"response_type": "ephemeral", "text": text}
-
-
-def is_active(state: str) -> bool:
-    return state not in TERMINAL
-
-
-def is_executing(state: str) -> bool:
-    return state in EXECUTING
 
 
 async def open_rollback_modal(

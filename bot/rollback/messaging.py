@@ -60,10 +60,6 @@ def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
 
 
-def context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2900)}]}
-
-
 def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) -> list[dict]:
     lines = []
     for step in data.plan:
