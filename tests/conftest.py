@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.testbed.slack_api",
     "tests.testbed.rollbot_process",
     "tests.testbed.http_backend",
+    "tests.testbed.github_api",
 ]
 
 

@@ -1,3 +1,15 @@
 """Step implementations; importing this package registers every step type."""
 
-from playbooks.steps import ecs, ecs_taskdef, http  # noqa: F401
+from playbooks.steps import (  # noqa: F401
+    alb,
+    compose,
+    ecs,
+    ecs_taskdef,
+    files,
+    git,
+    github,
+    http,
+    nginx,
+    rds,
+    shell,
+)
