@@ -142,6 +142,12 @@ def plan(params: dict[str, Any], options: Options) -> dict[str, Collector | str]
         out[f"health {url}"] = functools.partial(health, url=url)
     if not urls:
         out["health"] = "not configured (no health_urls)"
+    from bot.diagnose import host_sources
+
+    if params.get("compose_project"):
+        out["containers"] = host_sources.containers
+    if params.get("nginx_conf") or params.get("nginx_command"):
+        out["nginx_test"] = host_sources.nginx_test
     has_metrics = ecs or options.load_balancer
     out["metrics"] = (
         metrics if has_metrics else "not configured (no cluster/service or load balancer)"
