@@ -284,6 +284,13 @@ async def decide(
 ) -> None:
     """An Approve or Reject click: checked against the catalog on every click."""
     record = await services.store.get(rollback_id)
+    if record is not None and record.state == State.REQUESTED:
+        await respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=f"Rollback {code(rollback_id)} is still being prepared; try again in a moment.",
+        )
+        return
     # A button only decides the rollback whose approval (or confirmation) message carries it.
     own = {record.data.get("approval_ts"), record.data.get("confirm_ts")} if record else set()
     forged = record is not None and (not message_ts or message_ts not in own)

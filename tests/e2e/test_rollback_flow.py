@@ -45,7 +45,13 @@ def approval_value(fake: FakeSlackApi, nth: int = 0) -> str:
     texts = [e["text"]["text"] for e in actions["elements"]]
     assert texts == ["Approve", "Reject"]
     value = actions["elements"][0]["value"]
-    MESSAGE_OF[value] = next(ts for (_, ts), m in fake.messages.items() if m is call.args)
+    MESSAGE_OF[value] = call.response["ts"]
+    # the requester is told once the request is ready for a decision; a click before then
+    # (faster than a person) would find the rollback still being prepared
+    deadline = time.monotonic() + 15
+    while len([r for r in fake.responses if "waiting for approval" in r.get("text", "")]) <= nth:
+        assert time.monotonic() < deadline, "the rollback never became ready for approval"
+        time.sleep(0.05)
     return value
 
 
