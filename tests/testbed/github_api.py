@@ -3,7 +3,6 @@ checks token and inputs, and a dispatched run goes queued -> in_progress -> comp
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import threading
@@ -13,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.testbed.loop_thread import LoopThreadServer
 
 TOKEN = "ghp_fake_rollbot_token"
 API_VERSION = "2022-11-28"
@@ -94,16 +95,16 @@ def sha(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-class FakeGitHub:
+class FakeGitHub(LoopThreadServer):
     """State plus an aiohttp server on its own loop in a daemon thread (reachable at .url
     from sync tests, async tests and bot processes)."""
 
+    thread_name = "fake-github-api"
+
     def __init__(self) -> None:
+        super().__init__()
         self.url = ""
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self.reset()
 
     # ------------------------------------------------------------------ what tests use
@@ -170,38 +171,6 @@ class FakeGitHub:
         return [r for r in self.runs if r.event == "workflow_dispatch"]
 
     # ------------------------------------------------------------------ life cycle
-    def start(self) -> FakeGitHub:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._start_site())
-            except BaseException as exc:  # handed to the starting thread
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="fake-github-api", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake GitHub API did not start within 10 s")
-        if failure:
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
 
     async def _start_site(self) -> None:
         app = web.Application(middlewares=[self._checks])

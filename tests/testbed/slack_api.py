@@ -17,6 +17,8 @@ from aiohttp import web
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from tests.testbed.loop_thread import LoopThreadServer
+
 TOKEN = "xoxb-test-token"
 BOT_USER = "U0ROLLBOT"
 TEAM = "T0TEAM"
@@ -93,11 +95,14 @@ class Upload:
         return self.content.decode("utf-8", "replace")
 
 
-class FakeSlackApi:
+class FakeSlackApi(LoopThreadServer):
     """The fake's state plus its aiohttp server, which runs on its own event loop in a daemon
     thread so sync tests, async tests and bot subprocesses can all reach it at `.url`."""
 
+    thread_name = "fake-slack-api"
+
     def __init__(self, token: str = TOKEN) -> None:
+        super().__init__()
         self.expected_token = token
         self.url = ""  # http://127.0.0.1:PORT/api/ once started; SLACK_API_URL for the bot
         self.calls: list[Call] = []
@@ -112,38 +117,8 @@ class FakeSlackApi:
         self._failures: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()
         self._seq = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ life cycle
-    def start(self) -> FakeSlackApi:
-        """Serve on a free loopback port; returns once the port accepts connections."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._start_site())
-            except BaseException as exc:  # handed to the starting thread, which re-raises it
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="fake-slack-api", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Slack API did not start within 10 s")
-        if failure:
-            raise failure[0]
-        return self
 
     async def _start_site(self) -> None:
         # files of several MB (diagnostics bundles) must fit through the upload endpoint
@@ -158,12 +133,6 @@ class FakeSlackApi:
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}/api/"
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
 
     def __enter__(self) -> FakeSlackApi:
         return self.start() if self._thread is None else self
