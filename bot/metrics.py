@@ -23,6 +23,12 @@ rollbacks = Counter(
     "rollbot_rollbacks", "Rollbacks that reached an end state", ["outcome"], registry=REGISTRY
 )
 store_up = Gauge("rollbot_store_up", "1 when the state store answers", registry=REGISTRY)
+outbox_queued = Counter(
+    "rollbot_outbox_queued", "Slack calls queued after their retries failed", registry=REGISTRY
+)
+outbox_delivered = Counter(
+    "rollbot_outbox_delivered", "Queued Slack calls delivered later", registry=REGISTRY
+)
 jobs_run = Counter("rollbot_jobs", "Due-jobs executed", ["kind", "outcome"], registry=REGISTRY)
 
 

@@ -18,6 +18,7 @@ from bot.rollback.models import (
     State,
 )
 from bot.services import Services
+from bot.slack import outbox
 from bot.slack.text import code, escape
 from bot.store.base import Job, Record, now
 from playbooks.base import StepFailed
@@ -34,19 +35,25 @@ async def post(
     thread_ts: str | None = None,
     subject: str = "",
     broadcast: bool = False,
+    durable: bool = False,
 ) -> str:
-    """Post a message and write it to the audit log; returns its ts."""
+    """Post a message and write it to the audit log; returns its ts.
+
+    A durable post that Slack still refuses after retries waits in the outbox and is delivered
+    later, in order ("" is returned then); others raise.
+    """
     kwargs: dict[str, Any] = {"channel": channel, "text": text}
     if blocks:
         kwargs["blocks"] = blocks
     if thread_ts:
         kwargs["thread_ts"] = thread_ts
         kwargs["reply_broadcast"] = broadcast
-    response = await client.chat_postMessage(**kwargs)
+    response = await _call(services, client, "chat_postMessage", kwargs, subject, durable)
+    action = "slack.post" if response is not None else "slack.queued"
     await service.audit(
-        services.store, "rollbot", "slack.post", subject, channel=channel, text=text[:500]
+        services.store, "rollbot", action, subject, channel=channel, text=text[:500]
     )
-    return str(response["ts"])
+    return str(response["ts"]) if response is not None else ""
 
 
 async def upload(
@@ -58,11 +65,40 @@ async def upload(
     content: str,
     title: str,
     subject: str,
+    durable: bool = False,
 ) -> None:
-    await client.files_upload_v2(
-        channel=channel, thread_ts=thread_ts, filename=filename, content=content, title=title
-    )
-    await service.audit(services.store, "rollbot", "slack.upload", subject, filename=filename)
+    kwargs = {
+        "channel": channel,
+        "thread_ts": thread_ts,
+        "filename": filename,
+        "content": content,
+        "title": title,
+    }
+    response = await _call(services, client, "files_upload_v2", kwargs, subject, durable)
+    action = "slack.upload" if response is not None else "slack.queued"
+    await service.audit(services.store, "rollbot", action, subject, filename=filename)
+
+
+async def _call(
+    services: Services,
+    client: Any,
+    method: str,
+    kwargs: dict[str, Any],
+    subject: str,
+    durable: bool,
+) -> dict[str, Any] | None:
+    if durable:
+        queue = kwargs["channel"]
+        return await outbox.call_in_order(services.store, client, queue, method, kwargs, subject)
+    return dict((await getattr(client, method)(**kwargs)).data)
+
+
+async def update_quietly(client: Any, **kwargs: Any) -> None:
+    """Refresh a message (buttons, progress); a failure must never stop the rollback itself."""
+    try:
+        await client.chat_update(**kwargs)
+    except Exception as exc:
+        log.warning("could not update message %s: %s", kwargs.get("ts"), exc)
 
 
 def link(channel: str, ts: str) -> str:
@@ -330,7 +366,10 @@ async def decide(
             text=f"Rollback {code(rollback_id)} is already {state}; nothing to do.",
         )
         return
-    await client.chat_update(
+    if to == State.APPROVED:
+        await schedule_execution(services, rollback_id)
+    await update_quietly(
+        client,
         channel=data.channel,
         ts=data.confirm_ts if record.state == State.AWAITING_CONFIRMATION else data.approval_ts,
         text=f"Rollback {to.value} by {user}",
@@ -348,9 +387,7 @@ async def decide(
         )
         await services.store.update_data(rollback_id, {"confirm_ts": confirm_ts})
         return
-    if approve:
-        await schedule_execution(services, rollback_id)
-    else:
+    if not approve:
         await service.release_target(services.store, data.target, rollback_id)
         await post(
             services,
@@ -360,6 +397,7 @@ async def decide(
             thread_ts=data.thread_ts,
             subject=rollback_id,
             broadcast=True,
+            durable=True,
         )
 
 
@@ -414,7 +452,8 @@ async def cancel(services: Services, client: Any, rollback_id: str, user: str) -
     await service.release_target(services.store, data.target, rollback_id)
     await services.store.cancel_job(f"{JobKind.EXECUTE}:{rollback_id}")
     if data.approval_ts:
-        await client.chat_update(
+        await update_quietly(
+            client,
             channel=data.channel,
             ts=data.approval_ts,
             text="Rollback cancelled",
@@ -429,6 +468,7 @@ async def cancel(services: Services, client: Any, rollback_id: str, user: str) -
             "before anything ran.",
             thread_ts=data.thread_ts,
             subject=rollback_id,
+            durable=True,
         )
     return {"response_type": "ephemeral", "text": f"Rollback {code(rollback_id)} cancelled."}
 

@@ -12,10 +12,11 @@ from bot import metrics
 from bot.engine import PlaybookRunner, RunResult, StepResult, step_context
 from bot.rollback import messaging as msg
 from bot.rollback import report, service
-from bot.rollback.flows import post, upload
+from bot.rollback.flows import post, update_quietly, upload
 from bot.rollback.models import EXECUTING, TERMINAL, JobKind, State, StepRecord
 from bot.scheduler import JobWorker
 from bot.services import Services
+from bot.slack import outbox
 from bot.slack.text import escape
 from bot.store.base import Job, now
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 def register(worker: JobWorker, services: Services, client: Any) -> None:
     worker.on(JobKind.EXECUTE, lambda job: execute(services, client, job))
     worker.on(JobKind.STATUS, lambda job: status_update(services, client, job))
+    lease = services.settings.rollbot_lease_seconds
+    worker.on(outbox.JOB_KIND, outbox.OutboxDrain(services.store, client, lease))
 
 
 async def execute(services: Services, client: Any, job: Job) -> float | None:
@@ -109,6 +112,7 @@ class Execution:
                 "finished are not repeated.",
                 thread_ts=data.thread_ts,
                 subject=self.id,
+                durable=True,
             )
         if not data.progress_ts:
             data.progress_ts = await post(
@@ -119,6 +123,7 @@ class Execution:
                 msg.progress_blocks(self.id, data, self.step_ids, self.step_ids[0]),
                 thread_ts=data.thread_ts,
                 subject=self.id,
+                durable=True,
             )
             await store.update_data(self.id, {"progress_ts": data.progress_ts})
         ctx = step_context(target, data.ref, self.services.settings)
@@ -151,12 +156,14 @@ class Execution:
                 State.VERIFYING,
                 self.services.replica,
             )
-        await self.client.chat_update(
-            channel=self.data.channel,
-            ts=self.data.progress_ts,
-            text="Rollback progress",
-            blocks=msg.progress_blocks(self.id, self.data, self.step_ids, nxt),
-        )
+        if self.data.progress_ts:
+            await update_quietly(
+                self.client,
+                channel=self.data.channel,
+                ts=self.data.progress_ts,
+                text="Rollback progress",
+                blocks=msg.progress_blocks(self.id, self.data, self.step_ids, nxt),
+            )
 
     async def _finish(self, result: RunResult) -> None:
         data = self.data
@@ -207,6 +214,7 @@ class Execution:
             thread_ts=data.thread_ts,
             subject=self.id,
             broadcast=True,
+            durable=True,
         )
         await service.release_target(self.services.store, data.target, self.id)
         await upload(
@@ -218,6 +226,7 @@ class Execution:
             await report.incident_report(self.services, self.id),
             f"Incident report {self.id}",
             self.id,
+            durable=True,
         )
 
 
@@ -270,7 +279,13 @@ async def status_update(services: Services, client: Any, job: Job) -> float | No
             next_update=msg.utc(next_due),
         )
         await post(
-            services, client, data.channel, text, thread_ts=data.thread_ts, subject=record.id
+            services,
+            client,
+            data.channel,
+            text,
+            thread_ts=data.thread_ts,
+            subject=record.id,
+            durable=True,
         )
         await services.store.update_data(record.id, {"status_updates": data.status_updates + 1})
         return next_due

@@ -58,6 +58,17 @@ class Job(BaseModel):
     attempts: int = 0
 
 
+class OutboxEntry(BaseModel):
+    """A Slack call that could not be made yet; delivered later, in order, per queue."""
+
+    seq: int = 0  # assigned by the store, strictly increasing
+    at: float
+    queue: str  # one queue per channel, so a thread keeps its order
+    method: str  # the Slack client method, e.g. "chat_postMessage"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    subject: str = ""
+
+
 class LockInfo(BaseModel):
     name: str
     owner: str
@@ -166,6 +177,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_job(self, job_id: str) -> Job | None: ...
+
+    # -- outbox
+    @abc.abstractmethod
+    async def outbox_put(self, entry: OutboxEntry) -> int:
+        """Append to the entry's queue; returns the assigned sequence number."""
+
+    @abc.abstractmethod
+    async def outbox_peek(self, queue: str, limit: int = 20) -> list[OutboxEntry]:
+        """The oldest entries of a queue, oldest first."""
+
+    @abc.abstractmethod
+    async def outbox_drop(self, queue: str, seq: int) -> bool:
+        """Remove one delivered (or undeliverable) entry."""
+
+    @abc.abstractmethod
+    async def outbox_queues(self) -> list[str]:
+        """Queues that hold entries."""
 
     # -- idempotency keys
     @abc.abstractmethod

@@ -18,7 +18,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
-from bot.store.base import AuditEntry, Job, JournalEntry, LockInfo, Record, Store, now
+from bot.store.base import (
+    AuditEntry,
+    Job,
+    JournalEntry,
+    LockInfo,
+    OutboxEntry,
+    Record,
+    Store,
+    now,
+)
 
 # redis-py resends a command after a connection error, and the first send may already have
 # run. Each script call therefore carries a one-off key (the last of its KEYS) under which its
@@ -162,6 +171,22 @@ for i = 3, 6 do redis.call('HDEL', KEYS[i], ARGV[1]) end
 return existed
 """
 
+# An outbox queue is a sorted set scored by sequence number; a set names the non-empty queues.
+# KEYS: counter, queue, queues   ARGV: entry JSON minus '{', queue name
+OUTBOX_PUT = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, '{"seq":' .. seq .. ',' .. ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[2])
+return seq
+"""
+
+# KEYS: queue, queues   ARGV: seq, queue name
+OUTBOX_DROP = """
+local removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return removed
+"""
+
 # KEYS: key   ARGV: ttl in ms
 REMEMBER = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
@@ -253,6 +278,8 @@ class RedisStore(Store):
             "reschedule": _once(RESCHEDULE),
             "drop": _once(DROP),
             "remember": _once(REMEMBER),
+            "outbox_put": _once(OUTBOX_PUT),
+            "outbox_drop": _once(OUTBOX_DROP),
         }
         self._scripts = {name: client.register_script(text) for name, text in scripts.items()}
         self._client = client
@@ -464,6 +491,29 @@ class RedisStore(Store):
                 tx.hget(key, job_id)
             spec, due, owner, lease, attempts = await tx.execute()
         return None if spec is None else _job(job_id, spec, due, owner, lease, attempts)
+
+    # -- outbox
+    async def outbox_put(self, entry: OutboxEntry) -> int:
+        keys = [
+            self._key("seq", "outbox"),
+            self._key("outbox", entry.queue),
+            self._key("outbox-queues"),
+        ]
+        text = _without_brace(entry.model_dump_json(exclude={"seq"}))
+        return int(await self._run("outbox_put", keys, [text, entry.queue]))
+
+    async def outbox_peek(self, queue: str, limit: int = 20) -> list[OutboxEntry]:
+        if limit <= 0:
+            return []
+        texts = await self._r.zrange(self._key("outbox", queue), 0, limit - 1)
+        return [OutboxEntry.model_validate_json(t) for t in texts]
+
+    async def outbox_drop(self, queue: str, seq: int) -> bool:
+        keys = [self._key("outbox", queue), self._key("outbox-queues")]
+        return bool(await self._run("outbox_drop", keys, [seq, queue]))
+
+    async def outbox_queues(self) -> list[str]:
+        return sorted(await self._r.smembers(self._key("outbox-queues")))
 
     # -- idempotency keys
     async def remember(self, key: str, ttl: float) -> bool:

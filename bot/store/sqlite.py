@@ -12,10 +12,19 @@ from typing import Any
 import aiosqlite
 from pydantic_core import to_json
 
-from bot.store.base import AuditEntry, Job, JournalEntry, LockInfo, Record, Store, now
+from bot.store.base import (
+    AuditEntry,
+    Job,
+    JournalEntry,
+    LockInfo,
+    OutboxEntry,
+    Record,
+    Store,
+    now,
+)
 
 # The table layouts are those of the first release, so existing files keep working;
-# only indexes were added (CREATE ... IF NOT EXISTS).
+# later releases only add tables and indexes (CREATE ... IF NOT EXISTS).
 SCHEMA = """
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS records (
@@ -41,6 +50,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, due_at REAL NOT NULL, payload TEXT NOT NULL,
     owner TEXT, lease_until REAL, attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (COALESCE(lease_until, due_at));
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (queue, seq);
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 COMMIT;
@@ -354,6 +366,33 @@ class SqliteStore(Store):
     async def get_job(self, job_id: str) -> Job | None:
         rows = await self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))
         return _job(rows[0]) if rows else None
+
+    # -- outbox
+    async def outbox_put(self, entry: OutboxEntry) -> int:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO outbox (queue, entry) VALUES (?,?)",
+                (entry.queue, entry.model_dump_json(exclude={"seq"})),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def outbox_peek(self, queue: str, limit: int = 20) -> list[OutboxEntry]:
+        rows = await self._read(
+            "SELECT seq, entry FROM outbox WHERE queue=? ORDER BY seq LIMIT ?",
+            (queue, max(limit, 0)),
+        )
+        return [
+            OutboxEntry.model_validate_json(entry).model_copy(update={"seq": seq})
+            for seq, entry in rows
+        ]
+
+    async def outbox_drop(self, queue: str, seq: int) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM outbox WHERE queue=? AND seq=?", (queue, seq))
+            return cur.rowcount == 1
+
+    async def outbox_queues(self) -> list[str]:
+        return [row[0] for row in await self._read("SELECT DISTINCT queue FROM outbox")]
 
     # -- idempotency keys
     async def remember(self, key: str, ttl: float) -> bool:

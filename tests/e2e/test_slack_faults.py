@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_rollback_flow import LEAD, REQUESTER, approval_value, catalog, click
+from tests.e2e.test_rollback_flow import (
+    LEAD,
+    REQUESTER,
+    approval_value,
+    audit_actions,
+    catalog,
+    click,
+    is_completion,
+    record_state,
+)
 from tests.testbed.aws import Aws, make_ecs_service
+from tests.testbed.ports import wait_until
 from tests.testbed.slack_api import FakeSlackApi
 from tests.testbed.slack_requests import sign, slash_command
 
@@ -55,3 +66,50 @@ def test_retried_delivery_of_a_command_is_answered_once(
     ]
     assert len(requested) == 1
     assert json.dumps(requested[0].args).count("retried") == 1
+
+
+def test_posts_slack_keeps_refusing_wait_in_the_outbox_and_arrive_in_order_after_a_crash(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
+    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
+    bot.sender.post(*slash_command("/rollback", "api because outage", user_id=REQUESTER))
+    value = approval_value(fake_slack)
+    rollback_id = json.loads(value)["id"]
+    # Slack is down for longer than slack_sdk's retries last
+    fake_slack.fail_next("chat.postMessage", 1000, status=503)
+    fake_slack.fail_next("files.getUploadURLExternal", 1000, status=503)
+    click(bot, "rollback_approve", value, LEAD)
+
+    db = tmp_path / "rollbot.db"
+    wait_until(lambda: record_state(db, rollback_id) == "succeeded", 60, "the rollback")
+    wait_until(lambda: len(outbox(db)) == 3, 30, "3 queued calls")  # progress, end, report
+    methods = [m for m, _ in outbox(db)]
+    assert methods == ["chat_postMessage", "chat_postMessage", "files_upload_v2"]
+    assert not [c for c in fake_slack.calls_to("chat.postMessage") if is_completion(c)]
+
+    # the bot dies with the queue full; Slack recovers; the restarted bot delivers it
+    bot.kill()
+    fake_slack.heal()
+    bot.start()
+    done = fake_slack.wait_for("chat.postMessage", is_completion, timeout=30)[0]
+    report = fake_slack.wait_for(
+        "files.completeUploadExternal", lambda c: True, count=2, timeout=30
+    )[1]
+    wait_until(lambda: outbox(db) == [], 10, "an empty outbox")
+    posts = [c.args["text"] for c in fake_slack.calls_to("chat.postMessage")]
+    after = posts[posts.index("Approval needed for rollback of api") + 1 :]
+    assert len(after) == 2
+    assert after[0] == "Progress of api" and after[1].startswith(
+        ":white_check_mark: *ROLLBACK COMPLETE"
+    )
+    assert done.time < report.time
+    assert report.args["thread_ts"] == done.args["thread_ts"]
+    actions = [a for _, a in audit_actions(db)]
+    assert actions.count("slack.queued") == 3 and actions.count("slack.delivered") == 3
+    assert fake_slack.errors == []
+
+
+def outbox(db: Path) -> list[tuple[str, str]]:
+    rows = sqlite3.connect(db).execute("SELECT seq, entry FROM outbox ORDER BY seq")
+    return [(json.loads(e)["method"], json.loads(e)["kwargs"]["channel"]) for _, e in rows]

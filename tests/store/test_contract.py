@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.store.base import AuditEntry, Job, JournalEntry, Record, Store, now
+from bot.store.base import AuditEntry, Job, JournalEntry, OutboxEntry, Record, Store, now
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
 from tests.testbed.ports import free_port
@@ -419,6 +419,43 @@ async def test_journal_keeps_order_per_rollback(store: Store) -> None:
     assert [e.seq for e in entries] == seqs
     assert len(await store.journal("rb-2")) == 3
     assert await store.journal("rb-none") == []
+
+
+# -- outbox
+
+
+def slack_call(queue: str, i: int) -> OutboxEntry:
+    kwargs = {"channel": queue, "text": f"message {i} <!channel> {{{{ x }}}}", "thread_ts": "1.2"}
+    return OutboxEntry(at=now(), queue=queue, method="chat_postMessage", kwargs=kwargs)
+
+
+async def test_outbox_keeps_order_per_queue_and_drops_one_entry(store: Store) -> None:
+    seqs = [await store.outbox_put(slack_call("C1", i)) for i in range(3)]
+    await store.outbox_put(slack_call("C2", 9))
+    assert all(a < b for a, b in itertools.pairwise(seqs))
+    head = await store.outbox_peek("C1")
+    assert [e.seq for e in head] == seqs
+    assert [e.kwargs["text"] for e in head] == [
+        f"message {i} <!channel> {{{{ x }}}}" for i in range(3)
+    ]
+    assert head[0].method == "chat_postMessage" and head[0].queue == "C1"
+    assert [e.seq for e in await store.outbox_peek("C1", limit=1)] == seqs[:1]
+    assert sorted(await store.outbox_queues()) == ["C1", "C2"]
+
+    assert await store.outbox_drop("C1", seqs[1])
+    assert not await store.outbox_drop("C1", seqs[1])  # gone already
+    assert not await store.outbox_drop("C2", seqs[0])  # another queue's number
+    assert [e.seq for e in await store.outbox_peek("C1")] == [seqs[0], seqs[2]]
+    for seq in (seqs[0], seqs[2]):
+        assert await store.outbox_drop("C1", seq)
+    assert await store.outbox_peek("C1") == []
+    assert await store.outbox_queues() == ["C2"]
+
+
+async def test_outbox_entries_survive_a_reconnect(store: Store, open_another: Opener) -> None:
+    seq = await store.outbox_put(slack_call("C1", 1))
+    other = await open_another()
+    assert [e.seq for e in await other.outbox_peek("C1")] == [seq]
 
 
 # -- due-jobs

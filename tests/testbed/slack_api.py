@@ -184,6 +184,11 @@ class FakeSlackApi(LoopThreadServer):
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after)] * n)
 
+    def heal(self) -> None:
+        """Drop every failure still queued by fail_next: Slack is back."""
+        with self._lock:
+            self._failures.clear()
+
     def response_url(self, key: str = "r") -> str:
         """A response_url for signed requests; what the bot posts there lands in .responses."""
         return f"{self.base}/response/{key}"
