@@ -26,6 +26,7 @@ class JobWorker:
         self.tick = tick
         self.handlers: dict[str, JobHandler] = {}
         self._running: set[asyncio.Task[Any]] = set()
+        self._jobs: dict[asyncio.Task[Any], Job] = {}
         self._stop = asyncio.Event()
 
     def on(self, kind: str, handler: JobHandler) -> None:
@@ -37,7 +38,8 @@ class JobWorker:
                 for job in await self.store.claim_due(self.owner, self.lease):
                     task = asyncio.create_task(self._handle(job))
                     self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                    self._jobs[task] = job
+                    task.add_done_callback(self._forget)
             except Exception:  # the store may be briefly unreachable: keep polling
                 log.exception("claiming due jobs failed")
             try:
@@ -46,10 +48,25 @@ class JobWorker:
                 pass
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
-        """Stop claiming; let running handlers finish for a while (the rest resume elsewhere)."""
+        """Stop claiming; let running handlers finish for a while, then hand the rest back to
+        the store as due now, so another replica takes them over at once."""
         self._stop.set()
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=drain_seconds)
+        if not self._running:
+            return
+        _, unfinished = await asyncio.wait(set(self._running), timeout=drain_seconds)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        for task in unfinished:
+            job = self._jobs.get(task)
+            if job is not None:
+                log.info("handing job %s back for another replica", job.id)
+                await self.store.reschedule(job.id, self.owner, now())
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            self._jobs.pop(task, None)  # a cancelled one is handed back by stop()
 
     async def _handle(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)

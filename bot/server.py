@@ -64,6 +64,10 @@ async def _serve(
     if socket_handler is not None:
         await socket_handler.close_async()
     await runner.cleanup()  # waits for in-flight requests up to shutdown_timeout
-    await worker.stop()
+    drain = settings.rollbot_drain_seconds
+    left, _ = await asyncio.gather(services.drain_listeners(drain), worker.stop(drain))
+    if left:
+        log.warning("%d listener(s) still running after %ss; stopping anyway", left, drain)
     worker_task.cancel()
+    log.info("stopped")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -23,7 +24,17 @@ class Services:
     catalog: Catalog
     store: Store
     replica: str = field(default_factory=replica_name)
+    # listeners still working after their ack; a graceful stop waits for them
+    listeners: set[asyncio.Task[Any]] = field(default_factory=set)
     _directory: Any = None
+
+    async def drain_listeners(self, within: float) -> int:
+        """Wait for in-flight listeners; returns how many were still running at the deadline."""
+        pending = {t for t in self.listeners if t is not asyncio.current_task()}
+        if not pending:
+            return 0
+        _, still = await asyncio.wait(pending, timeout=within)
+        return len(still)
 
     def directory(self, client: Any) -> Any:
         """One approver directory per process, so its user-group cache is shared."""

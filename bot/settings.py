@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     rollbot_status_interval: float = Field(default=300.0, gt=0)
     # How long a replica may hold a target lock or a claimed job without renewing it.
     rollbot_lease_seconds: float = Field(default=60.0, gt=0)
+    # How long a graceful stop (SIGTERM) lets listeners and jobs finish before handing the
+    # jobs back; keep it inside the grace period of the process manager (often 30 s).
+    rollbot_drain_seconds: float = Field(default=20.0, ge=0)
 
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"

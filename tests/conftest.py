@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.testbed.rollbot_process",
     "tests.testbed.http_backend",
     "tests.testbed.github_api",
+    "tests.testbed.aws_gate",
 ]
 
 

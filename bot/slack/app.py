@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import uuid
@@ -114,14 +115,25 @@ def guarded(listener: Listener) -> Listener:
             "view": view,
             "payload": payload,
         }
+        inflight = _listener_set(context)
+        task = asyncio.current_task()
+        if task is not None:
+            inflight.add(task)
         try:
             await listener(**{k: v for k, v in given.items() if k in wanted})
         except Exception as error:
             await report_failure(error, body, respond)
+        finally:
+            inflight.discard(task)  # type: ignore[arg-type]
 
     run_listener.__name__ = listener.__name__
     run_listener.__doc__ = listener.__doc__
     return run_listener
+
+
+def _listener_set(context: Any) -> set[asyncio.Task[Any]]:
+    services = context.get("services") if context is not None else None
+    return services.listeners if services is not None else set()
 
 
 def _response_urls(body: dict[str, Any]) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -16,6 +16,8 @@ class Backend:
         self.body = "ok"
         self.delay = 0.0
         self.hits = 0
+        # run once, at the next request, before it is answered (a test's crash point)
+        self.on_next_hit: Callable[[], object] | None = None
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -31,6 +33,9 @@ class Backend:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 backend.hits += 1
+                action, backend.on_next_hit = backend.on_next_hit, None
+                if action is not None:
+                    action()
                 if backend.delay:
                     time.sleep(backend.delay)
                 body = backend.body.encode()
