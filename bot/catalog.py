@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import ConfigError, ConfigProblem, problems_from_validation
 from bot.playbook import Playbook, load_playbook
@@ -49,6 +56,24 @@ class DiagnoseSettings(BaseModel):
         return v
 
 
+class MaintenanceSettings(BaseModel):
+    """The targets `/rollback maintenance TARGET on|off` requests (e.g. ALB maintenance mode)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: str
+    off: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_booleans(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` / `off:` key as true / false
+        if isinstance(data, dict):
+            names = {True: "on", False: "off"}
+            return {names.get(k, k) if isinstance(k, bool) else k: v for k, v in data.items()}
+        return data
+
+
 class TargetSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +88,7 @@ class TargetSettings(BaseModel):
     poll_delay: float = Field(default=6.0, gt=0)
     poll_timeout: float = Field(default=600.0, gt=0)
     diagnose: DiagnoseSettings = Field(default_factory=DiagnoseSettings)
+    maintenance: MaintenanceSettings | None = None
 
     @field_validator("approvers", "requesters")
     @classmethod
@@ -123,6 +149,15 @@ class Catalog:
     def names(self) -> list[str]:
         return sorted(self.targets)
 
+    def maintenance_target(self, name: str, on: bool) -> str | None:
+        """The target that turns `name`'s maintenance mode on or off, if it has one."""
+        target = self.targets.get(name)
+        mode = target.settings.maintenance if target else None
+        return None if mode is None else (mode.on if on else mode.off)
+
+    def with_maintenance(self) -> list[str]:
+        return sorted(n for n, t in self.targets.items() if t.settings.maintenance)
+
 
 def load_catalog(path: Path) -> Catalog:
     """Read and validate the whole catalog; raise ConfigError listing every problem."""
@@ -153,9 +188,21 @@ def load_catalog(path: Path) -> Catalog:
             catalog.targets[name] = _load_target(name, raw, spec, file, path.parent)
         except ConfigError as exc:
             problems += exc.problems
+    problems += _maintenance_problems(catalog, file)
     if problems:
         raise ConfigError(problems)
     return catalog
+
+
+def _maintenance_problems(catalog: Catalog, file: str) -> list[ConfigProblem]:
+    problems = []
+    for name, target in catalog.targets.items():
+        mode = target.settings.maintenance
+        for key, other in (("on", mode.on), ("off", mode.off)) if mode else ():
+            if other not in catalog.targets:
+                where = f"targets.{name}.maintenance.{key}"
+                problems.append(ConfigProblem(file, where, f"no target named {other!r}"))
+    return problems
 
 
 def _target_problems(name: str, raw: Any, file: str, base: Path) -> list[ConfigProblem]:

@@ -21,6 +21,7 @@ ROLLBACK_USAGE = """*Rollbot — emergency rollbacks*
 `/rollback status` — rollbacks in progress
 `/rollback history [TARGET]` — past rollbacks with their durations
 `/rollback cancel ID` — cancel a rollback that has not started executing
+`/rollback maintenance TARGET on|off [because REASON]` — maintenance mode (asks for approval)
 `/rollback help` — this message
 `/diagnose TARGET` — capture evidence and recommend an action"""
 
@@ -67,7 +68,16 @@ class StartRollback:
     reason: str = ""
 
 
-RollbackCommand = Help | OpenModal | Status | History | Cancel | StartRollback
+@dataclass(frozen=True)
+class Maintenance:
+    target: str
+    on: bool
+    reason: str = ""
+
+
+RollbackCommand = Help | OpenModal | Status | History | Cancel | StartRollback | Maintenance
+
+MAINTENANCE_USAGE = "Usage: `/rollback maintenance TARGET on|off [because REASON]`"
 
 
 def clean(text: str | None) -> str:
@@ -95,12 +105,21 @@ def parse_rollback(text: str | None) -> RollbackCommand:
         if len(words) != 2 or not ROLLBACK_ID.match(words[1]):
             raise UsageError("Usage: `/rollback cancel ID` (an id looks like `rb-1a2b3c4d`)")
         return Cancel(words[1])
+    if head == "maintenance":
+        return _parse_maintenance(words[1:])
     return _parse_start(words)
+
+
+def _parse_maintenance(words: list[str]) -> Maintenance:
+    if len(words) < 2 or words[1].lower() not in ("on", "off"):
+        raise UsageError(MAINTENANCE_USAGE)
+    target, on = _target(words[0]), words[1].lower() == "on"
+    return Maintenance(target, on, _reason(words[2:], MAINTENANCE_USAGE.removeprefix("Usage: ")))
 
 
 def _parse_start(words: list[str]) -> StartRollback:
     target, rest = _target(words[0]), words[1:]
-    ref, reason = "previous", ""
+    ref = "previous"
     if rest and rest[0].lower() == "to":
         if len(rest) < 2:
             raise UsageError("`to` needs a revision, image tag or git ref, e.g. `to 9`")
@@ -108,18 +127,21 @@ def _parse_start(words: list[str]) -> StartRollback:
         if not REF.match(ref):
             raise UsageError("That ref has characters a revision, tag or commit never has.")
         rest = rest[2:]
-    if rest:
-        if rest[0].lower() != "because":
-            raise UsageError(
-                f"I did not understand `{_quote(rest[0])}`. Usage: "
-                "`/rollback TARGET [to REF] [because REASON]`"
-            )
-        reason = " ".join(rest[1:])
-        if not reason:
-            raise UsageError("`because` needs a reason.")
-        if len(reason) > MAX_REASON:
-            raise UsageError(f"Keep the reason under {MAX_REASON} characters.")
-    return StartRollback(target, ref, reason)
+    return StartRollback(target, ref, _reason(rest, "`/rollback TARGET [to REF] [because REASON]`"))
+
+
+def _reason(rest: list[str], usage: str) -> str:
+    """`because REASON...` at the end of a command, or nothing."""
+    if not rest:
+        return ""
+    if rest[0].lower() != "because":
+        raise UsageError(f"I did not understand `{_quote(rest[0])}`. Usage: {usage}")
+    reason = " ".join(rest[1:])
+    if not reason:
+        raise UsageError("`because` needs a reason.")
+    if len(reason) > MAX_REASON:
+        raise UsageError(f"Keep the reason under {MAX_REASON} characters.")
+    return reason
 
 
 def parse_diagnose(text: str | None) -> str | None:

@@ -62,3 +62,45 @@ async def rollback_command(
                 origin_channel=command.get("channel_id", ""),
                 respond=respond,
             )
+        case cmd.Maintenance() as request:
+            await maintenance(ack, request, respond, services, client, user, command)
+
+
+async def maintenance(
+    ack: Any,
+    request: cmd.Maintenance,
+    respond: Any,
+    services: Services,
+    client: Any,
+    user: str,
+    command: dict[str, Any],
+) -> None:
+    """`/rollback maintenance TARGET on|off`: requests the target's maintenance playbook."""
+    mode = "on" if request.on else "off"
+    if request.target not in services.catalog.targets:
+        await ack(response_type="ephemeral", text=unknown_target(request.target, services))
+        return
+    runs = services.catalog.maintenance_target(request.target, request.on)
+    if runs is None:
+        having = ", ".join(code(n) for n in services.catalog.with_maintenance()) or "none"
+        await ack(
+            response_type="ephemeral",
+            text=f"{code(request.target)} has no maintenance mode in the catalog "
+            f"(`maintenance: {{on: …, off: …}}`). Targets with one: {having}.",
+        )
+        return
+    await ack(
+        response_type="ephemeral",
+        text=f"Maintenance mode {mode} for {code(request.target)} requested ({code(runs)}): "
+        "capturing diagnostics before anything changes…",
+    )
+    await flows.request_rollback(
+        services,
+        client,
+        target=runs,
+        ref="previous",
+        reason=request.reason or f"maintenance mode {mode} for {request.target}",
+        requester=user,
+        origin_channel=command.get("channel_id", ""),
+        respond=respond,
+    )

@@ -94,3 +94,32 @@ def test_target_overrides_and_templated_step_fields(tmp_path: Path) -> None:
     assert target.channel == "C0OTHER"
     assert target.params["cluster"] == "c"
     assert target.steps[0].type == "ecs.resolve_revision"
+
+
+def test_maintenance_names_two_targets_of_the_catalog(tmp_path: Path) -> None:
+    # bare on/off keys are YAML 1.1 booleans; they must still mean on and off
+    config = tmp_path / "rollbot.yml"
+    config.write_text("""\
+approvers: [U0LEAD]
+channel: C0INC
+targets:
+  web:
+    playbook: ecs-revision
+    cluster: c
+    service: s
+    maintenance: {on: web-503, off: web-back}
+  web-503: {playbook: alb-maintenance-on, listener_arn: arn:l}
+  web-back: {playbook: alb-maintenance-off, listener_arn: arn:l}
+""")
+    catalog = load_catalog(config)
+    assert catalog.maintenance_target("web", on=True) == "web-503"
+    assert catalog.maintenance_target("web", on=False) == "web-back"
+    assert catalog.maintenance_target("web-503", on=True) is None
+    assert catalog.with_maintenance() == ["web"]
+
+    config.write_text(config.read_text().replace("off: web-back", "off: web-gone"))
+    with pytest.raises(ConfigError) as err:
+        load_catalog(config)
+    assert [(p.path, p.message) for p in err.value.problems] == [
+        ("targets.web.maintenance.off", "no target named 'web-gone'")
+    ]

@@ -19,6 +19,8 @@ from bot import commands as cmd
         ("api to 9", cmd.StartRollback("api", "9")),
         ("api to v1.2.3 because 5xx spike", cmd.StartRollback("api", "v1.2.3", "5xx spike")),
         ("api because  error   rate >10%", cmd.StartRollback("api", "previous", "error rate >10%")),
+        ("maintenance web on", cmd.Maintenance("web", True)),
+        ("Maintenance WEB Off because db restored", cmd.Maintenance("web", False, "db restored")),
     ],
 )
 def test_rollback_text_parses(text: str, expected: object) -> None:
@@ -34,6 +36,10 @@ def test_rollback_text_parses(text: str, expected: object) -> None:
         ("api to $(rm -rf /)", "characters"),
         ("api please", "did not understand"),
         ("api because", "needs a reason"),
+        ("maintenance web", "on|off"),
+        ("maintenance web sideways", "on|off"),
+        ("maintenance <!here> on", "not a target name"),
+        ("maintenance web on now", "did not understand"),
         ("<!channel>", "not a target name"),
         ("x" * 3000, "under 2000"),
     ],
