@@ -22,6 +22,9 @@ from bot.store.base import Job, now
 
 log = logging.getLogger(__name__)
 
+# What a failed step printed, in the order a person reads it: the command, then its output.
+FAILURE_OUTPUT_KEYS = ("command", "output", "stderr", "stdout")
+
 
 def register(worker: JobWorker, services: Services, client: Any) -> None:
     worker.on(JobKind.EXECUTE, lambda job: execute(services, client, job))
@@ -201,6 +204,7 @@ class Execution:
             approver=data.approver,
             error=result.error,
             checklist=checklist,
+            **self._failure(result),
         )
         blocks = [msg.section(text)]
         if not result.ok:
@@ -228,6 +232,22 @@ class Execution:
             self.id,
             durable=True,
         )
+
+    def _failure(self, result: RunResult) -> dict[str, str]:
+        """Which step stopped the playbook, and the tail of what its command printed."""
+        failed = next((s for s in result.steps if s.outcome in ("failed", "interrupted")), None)
+        if failed is None:
+            return {"failed_step": "", "failed_output": ""}
+        return {
+            "failed_step": f"{failed.index + 1} of {len(self.step_ids)}, {failed.title}",
+            "failed_output": _output_tail(failed.output),
+        }
+
+
+def _output_tail(output: dict[str, Any], limit: int = 1200) -> str:
+    parts = [str(output[k]).strip() for k in FAILURE_OUTPUT_KEYS if str(output.get(k, "")).strip()]
+    text = "\n".join(parts).replace("`" * 3, "'" * 3)  # must not close the code block
+    return text if len(text) <= limit else "…" + text[-limit:]
 
 
 def _verification_start(steps: list[Any]) -> int:

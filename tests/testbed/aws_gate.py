@@ -1,5 +1,6 @@
-"""A loopback proxy in front of moto that counts the AWS operations it forwards and can run an
-action (kill the bot) just before or just after forwarding one: crash points at exact calls."""
+"""A loopback proxy in front of moto that counts the AWS operations it forwards, can run an
+action (kill the bot) just before or just after forwarding one, and can answer an operation
+with an AWS error (throttling, access denied) instead of forwarding it."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ class AwsGate(LoopThreadServer):
         self.forwarded: Counter[str] = Counter()
         self.traps: list[Trap] = []
         self.sprung: list[Trap] = []
+        self.refused: Counter[str] = Counter()
+        self._faults: dict[str, list[tuple[int, str]]] = {}
         self._lock = threading.Lock()
         self._session: ClientSession | None = None
 
@@ -71,6 +74,21 @@ class AwsGate(LoopThreadServer):
         with self._lock:
             self.traps.append(Trap(op, when, action))
 
+    def fail(self, op: str, n: int, code: str, status: int = 400) -> None:
+        """Answer the next `n` calls of `op` with the AWS error `code` (JSON protocols)."""
+        with self._lock:
+            self._faults.setdefault(op, []).extend([(status, code)] * n)
+
+    def _fault(self, op: str) -> web.Response | None:
+        with self._lock:
+            queued = self._faults.get(op)
+            if not queued:
+                return None
+            status, code = queued.pop(0)
+            self.refused[op] += 1
+        body = {"__type": code, "message": f"{code} (injected by the test)"}
+        return web.json_response(body, status=status, content_type="application/x-amz-json-1.1")
+
     def _take(self, op: str, when: str) -> Trap | None:
         with self._lock:
             for trap in self.traps:
@@ -92,6 +110,9 @@ class AwsGate(LoopThreadServer):
         op = operation(request.headers, body)
         if await self._spring(op, "before"):
             raise web.HTTPBadGateway(text="the caller is gone")
+        fault = self._fault(op)
+        if fault is not None:
+            return fault
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         async with self._session.request(
