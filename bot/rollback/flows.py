@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import statistics
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.catalog import Target
@@ -143,7 +146,8 @@ async def request_rollback(
     )
     await service.create(services.store, rollback_id, data)
     try:
-        await _prepare(services, client, tgt, rollback_id, data)
+        async with _preparing(services, rollback_id):
+            await _prepare(services, client, tgt, rollback_id, data)
     except Exception as exc:
         await _abort_request(services, rollback_id, target, exc)
         await respond(
@@ -158,6 +162,35 @@ async def request_rollback(
         f"{link(data.channel, data.thread_ts)}",
     )
     return rollback_id
+
+
+@contextlib.asynccontextmanager
+async def _preparing(services: Services, rollback_id: str) -> AsyncIterator[None]:
+    """Hold a lease while preparing; if this replica dies, a survivor's watch job sees the
+    lease lapse and ends the request instead of leaving its target locked."""
+    store, lease = services.store, services.settings.rollbot_lease_seconds
+    lock, owner = service.prepare_lock(rollback_id), services.replica
+    await store.acquire_lock(lock, owner, lease)
+    watch = Job(
+        id=f"{JobKind.PREPARATION}:{rollback_id}",
+        kind=JobKind.PREPARATION,
+        due_at=now() + lease,
+        payload={"id": rollback_id},
+    )
+    await store.schedule(watch)
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease / 3)
+            await store.acquire_lock(lock, owner, lease)
+
+    heartbeat = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        heartbeat.cancel()
+        await store.release_lock(lock, owner)
+        await store.cancel_job(watch.id)
 
 
 async def _refusal(services: Services, client: Any, tgt: Target, user: str) -> str:

@@ -29,6 +29,7 @@ FAILURE_OUTPUT_KEYS = ("command", "output", "stderr", "stdout")
 def register(worker: JobWorker, services: Services, client: Any) -> None:
     worker.on(JobKind.EXECUTE, lambda job: execute(services, client, job))
     worker.on(JobKind.STATUS, lambda job: status_update(services, client, job))
+    worker.on(JobKind.PREPARATION, lambda job: preparation_watch(services, client, job))
     lease = services.settings.rollbot_lease_seconds
     worker.on(outbox.JOB_KIND, outbox.OutboxDrain(services.store, client, lease))
 
@@ -310,3 +311,43 @@ async def status_update(services: Services, client: Any, job: Job) -> float | No
         await services.store.update_data(record.id, {"status_updates": data.status_updates + 1})
         return next_due
     return now() + interval
+
+
+async def preparation_watch(services: Services, client: Any, job: Job) -> float | None:
+    """A request still being prepared with nobody holding its lease: its replica died."""
+    store, rollback_id = services.store, job.payload["id"]
+    record = await store.get(rollback_id)
+    if record is None or record.state != State.REQUESTED:
+        return None
+    if await store.lock_info(service.prepare_lock(rollback_id)) is not None:
+        return now() + services.settings.rollbot_lease_seconds  # still being prepared
+    moved = await service.move(
+        store,
+        rollback_id,
+        {State.REQUESTED},
+        State.INTERRUPTED,
+        services.replica,
+        error="the replica preparing the request stopped before asking for approval",
+        finished_at=now(),
+    )
+    if moved is None:
+        return None
+    data = service.data_of(moved)
+    await service.release_target(store, data.target, rollback_id)
+    text = (
+        f":warning: Your rollback request `{rollback_id}` of `{escape(data.target)}` stopped "
+        "while it was being prepared (the bot preparing it went away). Nothing was changed; "
+        f"ask again with `/rollback {escape(data.target)}`."
+    )
+    await post(services, client, data.requester, text, subject=rollback_id, durable=True)
+    if data.thread_ts:
+        await post(
+            services,
+            client,
+            data.channel,
+            text,
+            thread_ts=data.thread_ts,
+            subject=rollback_id,
+            durable=True,
+        )
+    return None

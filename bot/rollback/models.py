@@ -48,6 +48,8 @@ class CallbackId(StrEnum):
 class JobKind(StrEnum):
     EXECUTE = "rollback.execute"
     STATUS = "rollback.status"
+    # notices a request whose preparing replica died before asking for approval
+    PREPARATION = "rollback.preparation"
 
 
 class StepRecord(BaseModel):

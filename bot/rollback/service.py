@@ -21,6 +21,10 @@ def target_lock(target: str) -> str:
     return f"target:{target}"
 
 
+def prepare_lock(rollback_id: str) -> str:
+    return f"prepare:{rollback_id}"
+
+
 def exec_lock(rollback_id: str) -> str:
     return f"exec:{rollback_id}"
 

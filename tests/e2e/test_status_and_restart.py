@@ -16,6 +16,7 @@ from tests.e2e.test_rollback_flow import (
     click,
     is_completion,
     read_journal,
+    record_state,
 )
 from tests.testbed.aws import Aws, make_ecs_service, service_state
 from tests.testbed.slack_api import Call, FakeSlackApi
@@ -61,4 +62,31 @@ def test_status_updates_continue_across_a_kill_and_restart(
     assert service_state(aws, "sandbox-broker-cluster", "sandbox-broker")[
         "taskDefinition"
     ].endswith(":2")
+    assert fake_slack.errors == []
+
+
+def test_a_request_whose_bot_died_while_preparing_is_ended_and_its_target_freed(
+    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+) -> None:
+    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
+    health = http_backend()
+    health.delay = 1.0  # the diagnostics take a few seconds after the ack
+    env = {**aws.env, "ROLLBOT_LEASE_SECONDS": "2"}
+    bot = rollbot_server(config=catalog(tmp_path, health.url), env=env)
+    status, _ = bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
+    assert status == 200
+    bot.kill(signal.SIGKILL)  # inside the preparation: nothing posted, the target locked
+    assert fake_slack.calls_to("chat.postMessage") == []
+    bot.start()
+
+    told = fake_slack.wait_for(
+        "chat.postMessage", lambda c: c.args["channel"] == REQUESTER, timeout=20
+    )[0]
+    assert "stopped while it was being prepared" in told.args["text"]
+    assert "Nothing was changed" in told.args["text"]
+    rollback_id = told.args["text"].split("`")[1]
+    assert record_state(tmp_path / "rollbot.db", rollback_id) == "interrupted"
+    health.delay = 0
+    bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
+    approval_value(fake_slack)  # the target is free: the new request reaches its approver
     assert fake_slack.errors == []
