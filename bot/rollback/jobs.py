@@ -97,10 +97,11 @@ class Execution:
         self.data = data
         target = self.services.catalog.targets.get(data.target)
         if target is None:
-            self.verify_from = 0
+            self.verify_from, self.step_ids, self.mutating = 0, [], set()
             await self._finish(RunResult(False, [], f"target {data.target} left the catalog"))
             return
         self.step_ids = [s.id for s in target.steps]
+        self.mutating = {s.id for s in target.steps if s.mutating}
         self.titles = [s.title() for s in target.steps]
         self.verify_from = _verification_start(target.steps)
         if not data.current_step:
@@ -205,6 +206,7 @@ class Execution:
             approver=data.approver,
             error=result.error,
             checklist=checklist,
+            changes=self._changes(result),
             **self._failure(result),
         )
         blocks = [msg.section(text)]
@@ -233,6 +235,14 @@ class Execution:
             self.id,
             durable=True,
         )
+
+    def _changes(self, result: RunResult) -> list[dict[str, str]]:
+        """What the changing steps did, e.g. the revision deployed or the workflow run's link."""
+        return [
+            {"name": s.title, "detail": _summary(s.output)}
+            for s in result.steps
+            if s.step_id in self.mutating and s.outcome in ("ok", "skipped")
+        ]
 
     def _failure(self, result: RunResult) -> dict[str, str]:
         """Which step stopped the playbook, and the tail of what its command printed."""
