@@ -28,6 +28,7 @@ class JobWorker:
         self._running: set[asyncio.Task[Any]] = set()
         self._jobs: dict[asyncio.Task[Any], Job] = {}
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
 
     def on(self, kind: str, handler: JobHandler) -> None:
         self.handlers[kind] = handler
@@ -43,14 +44,20 @@ class JobWorker:
             except Exception:  # the store may be briefly unreachable: keep polling
                 log.exception("claiming due jobs failed")
             try:
-                await asyncio.wait_for(self._stop.wait(), self.tick)
+                await asyncio.wait_for(self._wake.wait(), self.tick)
             except TimeoutError:
                 pass
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Claim now rather than at the next tick: this replica just scheduled a job due now."""
+        self._wake.set()
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop claiming; let running handlers finish for a while, then hand the rest back to
         the store as due now, so another replica takes them over at once."""
         self._stop.set()
+        self._wake.set()
         if not self._running:
             return
         _, unfinished = await asyncio.wait(set(self._running), timeout=drain_seconds)

@@ -39,6 +39,7 @@ async def _serve(
     from bot.rollback import jobs
 
     jobs.register(worker, services, bolt.client)
+    services.wake_jobs = worker.wake
     stop = asyncio.Event()
     install_signal_handlers(stop)
     worker_task = asyncio.create_task(worker.run())

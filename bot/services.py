@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class Services:
     replica: str = field(default_factory=replica_name)
     # listeners still working after their ack; a graceful stop waits for them
     listeners: set[asyncio.Task[Any]] = field(default_factory=set)
+    # set by the server to its job worker's wake(): a job due now is claimed at once
+    wake_jobs: Callable[[], None] = field(default=lambda: None)
     _directory: Any = None
 
     async def drain_listeners(self, within: float) -> int:

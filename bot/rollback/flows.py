@@ -465,6 +465,7 @@ async def schedule_execution(services: Services, rollback_id: str) -> None:
             payload={"id": rollback_id},
         )
     )
+    services.wake_jobs()
 
 
 async def cancel(services: Services, client: Any, rollback_id: str, user: str) -> dict[str, Any]:

@@ -1,0 +1,256 @@
+"""Benchmark: many rollbacks in flight at once across three `rollbot serve` replicas on one
+redis-server, status updates every second: updates per second, their lateness, duplicates,
+Redis commands per rollback and memory per replica; against the same with one rollback.
+
+Run: python bench/concurrent_incidents.py [--rollbacks 100] [--hold 20]
+Each rollback's playbook polls a health endpoint that answers 503 for `--hold` seconds, so the
+rollbacks stay in verification together while the status updates pile up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.testbed.ports import free_port, wait_until  # noqa: E402
+from tests.testbed.slack_api import TOKEN, FakeSlackApi  # noqa: E402
+from tests.testbed.slack_requests import (  # noqa: E402
+    SIGNING_SECRET,
+    SlackSender,
+    block_action,
+    slash_command,
+)
+
+REPLICAS = 3
+INTERVAL = 1.0
+# One verification step that polls until the service answers 200 (the hold), then succeeds.
+PLAYBOOK = """\
+name: hold-then-verify
+description: waits for the health endpoint, as a rollback's verification does
+params:
+  health_urls: {type: list, default: []}
+steps:
+  - {id: verify, type: http.check, attempts: 600, interval: 0.5, timeout: 5}
+"""
+
+
+class Health:
+    """503 until `ready_at`, then 200: every rollback's verification ends at the same time."""
+
+    def __init__(self) -> None:
+        self.ready_at = float("inf")
+        health = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status = 200 if time.time() >= health.ready_at else 503
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
+
+
+def write_catalog(tmp: Path, n: int, health: str) -> Path:
+    (tmp / "hold.yml").write_text(PLAYBOOK)
+    lines = ["approvers: [U0LEAD]", "channel: C0INC", "targets:"]
+    for i in range(n):
+        lines += [f"  t{i}:", f"    playbook: {tmp / 'hold.yml'}", f"    health_urls: ['{health}']"]
+    path = tmp / "rollbot.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_replicas(env: dict[str, str], tmp: Path) -> list[tuple[subprocess.Popen[bytes], str]]:
+    started = []
+    for i in range(REPLICAS):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / f"replica-{i}.log").open("wb"),
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda u=url: urllib.request.urlopen(f"{u}/healthz").status == 200, 30, url)
+        started.append((proc, url))
+    return started
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def run(n: int, hold: float, fake: FakeSlackApi, redis_url: str) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp())
+    health = Health()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.url,
+        "ROLLBOT_CONFIG": str(write_catalog(tmp, n, health.url)),
+        "REDIS_URL": redis_url,
+        "ROLLBOT_STATUS_INTERVAL": str(INTERVAL),
+    }
+    r = redis.Redis.from_url(redis_url)
+    r.flushall()
+    fake.reset()
+    replicas = start_replicas(env, tmp)
+    senders = [SlackSender(url, SIGNING_SECRET) for _, url in replicas]
+    idle = [memory_kb(p.pid)[0] for p, _ in replicas]
+    commands_before = int(r.info("stats")["total_commands_processed"])
+    try:
+        for i in range(n):  # requests spread over the replicas, as a load balancer would
+            senders[i % REPLICAS].post(*slash_command("/rollback", f"t{i}", user_id="U0ONCALL"))
+        approvals = fake.wait_for(
+            "chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=n, timeout=300
+        )
+        wait_until(lambda: ready(fake) >= n, 120, "requests ready for approval")
+        approved_at = time.time()
+        health.ready_at = approved_at + hold
+        for i, call in enumerate(approvals):
+            actions = next(b for b in call.args["blocks"] if b["type"] == "actions")
+            value = actions["elements"][0]["value"]
+            senders[(i + 1) % REPLICAS].post(
+                *block_action(
+                    "rollback_approve", value, user_id="U0LEAD", message_ts=call.response["ts"]
+                )
+            )
+        fake.wait_for(
+            "chat.postMessage",
+            lambda c: "ROLLBACK COMPLETE" in c.args["text"],
+            count=n,
+            timeout=hold + 300,
+        )
+        peak = [memory_kb(p.pid) for p, _ in replicas]
+    finally:
+        for proc, _ in replicas:
+            proc.terminate()
+        for proc, _ in replicas:
+            proc.wait(60)
+    commands = int(r.info("stats")["total_commands_processed"]) - commands_before
+    return measure(fake, n, hold, approved_at, commands, idle, peak)
+
+
+def ready(fake: FakeSlackApi) -> int:
+    return len([r for r in fake.responses if "waiting for approval" in r.get("text", "")])
+
+
+ROLLBACK_ID = re.compile(r"rb-[0-9a-f]+")
+
+
+def measure(
+    fake: FakeSlackApi,
+    n: int,
+    hold: float,
+    approved_at: float,
+    commands: int,
+    idle: list[int],
+    peak: list[tuple[int, int]],
+) -> dict[str, float]:
+    updates: dict[str, list[float]] = defaultdict(list)
+    for call in fake.calls_to("chat.postMessage"):
+        text = call.args.get("text", "")
+        if "Status update" in text and (found := ROLLBACK_ID.search(text)):
+            updates[found.group()].append(call.at)
+    gaps = [b - a for times in updates.values() for a, b in itertools.pairwise(times)]
+    lateness = sorted(max(0.0, g - INTERVAL) for g in gaps)
+    duplicates = sum(1 for g in gaps if g < INTERVAL / 2)
+    total = sum(len(t) for t in updates.values())
+    window = max(max(t) for t in updates.values()) - approved_at if updates else 1.0
+    return {
+        "rollbacks": n,
+        "updates": total,
+        "updates_per_s": total / window,
+        "expected_per_s": n / INTERVAL,
+        "late_p50": pct(lateness, 0.5),
+        "late_p99": pct(lateness, 0.99),
+        "duplicates": duplicates,
+        "redis_per_rollback": commands / n,
+        "rss_idle_mb": statistics.mean(idle) / 1024,
+        "rss_peak_mb": statistics.mean(hwm for _, hwm in peak) / 1024,
+        "hold": hold,
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollbacks", type=int, default=100)
+    parser.add_argument("--hold", type=float, default=20.0)
+    args = parser.parse_args()
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    wait_until(lambda: redis.Redis.from_url(redis_url).ping(), 10, "redis-server")
+    fake = FakeSlackApi().start()
+    try:
+        rows = [run(1, args.hold, fake, redis_url), run(args.rollbacks, args.hold, fake, redis_url)]
+    finally:
+        fake.stop()
+        server.terminate()
+    print(
+        f"\nConcurrent incidents: {REPLICAS} replicas on one Redis, status every {INTERVAL:g}s, "
+        f"verification held {args.hold:g}s"
+    )
+    keys = [
+        ("rollbacks", "in flight", "{:.0f}"),
+        ("updates", "status posts", "{:.0f}"),
+        ("updates_per_s", "posts/s", "{:.1f}"),
+        ("expected_per_s", "due/s", "{:.1f}"),
+        ("late_p50", "late p50 s", "{:.3f}"),
+        ("late_p99", "late p99 s", "{:.3f}"),
+        ("duplicates", "duplicates", "{:.0f}"),
+        ("redis_per_rollback", "Redis cmds/rb", "{:.0f}"),
+        ("rss_idle_mb", "RSS idle MB", "{:.1f}"),
+        ("rss_peak_mb", "RSS peak MB", "{:.1f}"),
+    ]
+    print(" ".join(f"{title:>14}" for _, title, _ in keys))
+    for row in rows:
+        print(" ".join(f"{fmt.format(row[k]):>14}" for k, _, fmt in keys))
+    one, many = rows
+    if one["late_p99"] > 0:
+        print(
+            f"lateness p99 ratio, {args.rollbacks} vs 1 in flight: "
+            f"{many['late_p99'] / one['late_p99']:.2f}x"
+        )
+    print(json.dumps({"one": one, "many": many}))
+
+
+if __name__ == "__main__":
+    main()
