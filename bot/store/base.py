@@ -99,7 +99,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get(self, record_id: str) -> Record | None: ...
 
-    @abc.abstractmethod
     async def transition(
         self,
         record_id: str,
@@ -112,10 +111,22 @@ class Store(abc.ABC):
         `patch` is merged into `data` (top-level keys) in the same atomic step.
         Returns the new record, or None if the record is missing or in another state.
         """
+        return await self._change(record_id, from_states, to_state, patch or {})
 
-    @abc.abstractmethod
     async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
         """Merge `patch` into data without touching the state."""
+        return await self._change(record_id, None, None, patch)
+
+    @abc.abstractmethod
+    async def _change(
+        self,
+        record_id: str,
+        from_states: set[str] | frozenset[str] | None,
+        to_state: str | None,
+        patch: dict[str, Any],
+    ) -> Record | None:
+        """One atomic read-check-write of a record: the state is checked only when
+        `from_states` is given and changed only when `to_state` is."""
 
     @abc.abstractmethod
     async def list_records(

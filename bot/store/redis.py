@@ -355,18 +355,6 @@ class RedisStore(Store):
         text = await self._run("change", self._record_keys(record_id), args)
         return Record.model_validate_json(text) if text else None
 
-    async def transition(
-        self,
-        record_id: str,
-        from_states: set[str] | frozenset[str],
-        to_state: str,
-        patch: dict[str, Any] | None = None,
-    ) -> Record | None:
-        return await self._change(record_id, from_states, to_state, patch or {})
-
-    async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
-        return await self._change(record_id, None, None, patch)
-
     async def _records(self, ids: list[str]) -> list[Record]:
         if not ids:
             return []

@@ -229,18 +229,6 @@ class SqliteStore(Store):
             )
             return record
 
-    async def transition(
-        self,
-        record_id: str,
-        from_states: set[str] | frozenset[str],
-        to_state: str,
-        patch: dict[str, Any] | None = None,
-    ) -> Record | None:
-        return await self._change(record_id, from_states, to_state, patch or {})
-
-    async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
-        return await self._change(record_id, None, None, patch)
-
     async def list_records(
         self, kind: str, *, states: set[str] | None = None, limit: int = 50
     ) -> list[Record]:
