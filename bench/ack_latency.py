@@ -26,6 +26,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.testbed import slack_requests  # noqa: E402
 from tests.testbed.ports import free_port, wait_until  # noqa: E402
 from tests.testbed.slack_api import TOKEN, FakeSlackApi  # noqa: E402
 from tests.testbed.slack_requests import (  # noqa: E402
@@ -124,6 +125,8 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     fake = FakeSlackApi()
     fake.start()
+    # what the bot answers after the ack (the click's refusal) goes to the fake too
+    slack_requests.RESPONSE_URL = fake.response_url()
     tmp = Path(tempfile.mkdtemp())
     (tmp / "rollbot.yml").write_text(
         "approvers: [U0LEAD]\nchannel: C0INC\ntargets:\n  api:\n"

@@ -30,6 +30,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.idle_footprint import cpu_seconds  # noqa: E402
 from tests.testbed.ports import free_port, wait_until  # noqa: E402
 from tests.testbed.slack_api import TOKEN, FakeSlackApi  # noqa: E402
 from tests.testbed.slack_requests import (  # noqa: E402
@@ -130,19 +131,27 @@ def run(n: int, hold: float, fake: FakeSlackApi, redis_url: str) -> dict[str, fl
     commands_before = int(r.info("stats")["total_commands_processed"])
     try:
         for i in range(n):  # requests spread over the replicas, as a load balancer would
-            senders[i % REPLICAS].post(*slash_command("/rollback", f"t{i}", user_id="U0ONCALL"))
+            request = slash_command(
+                "/rollback", f"t{i}", user_id="U0ONCALL", response_url=fake.response_url()
+            )
+            senders[i % REPLICAS].post(*request)
         approvals = fake.wait_for(
             "chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=n, timeout=300
         )
         wait_until(lambda: ready(fake) >= n, 120, "requests ready for approval")
         approved_at = time.time()
+        cpu_before = sum(cpu_seconds(p.pid) for p, _ in replicas)
         health.ready_at = approved_at + hold
         for i, call in enumerate(approvals):
             actions = next(b for b in call.args["blocks"] if b["type"] == "actions")
             value = actions["elements"][0]["value"]
             senders[(i + 1) % REPLICAS].post(
                 *block_action(
-                    "rollback_approve", value, user_id="U0LEAD", message_ts=call.response["ts"]
+                    "rollback_approve",
+                    value,
+                    user_id="U0LEAD",
+                    message_ts=call.response["ts"],
+                    response_url=fake.response_url(),
                 )
             )
         fake.wait_for(
@@ -152,13 +161,16 @@ def run(n: int, hold: float, fake: FakeSlackApi, redis_url: str) -> dict[str, fl
             timeout=hold + 300,
         )
         peak = [memory_kb(p.pid) for p, _ in replicas]
+        cores = (sum(cpu_seconds(p.pid) for p, _ in replicas) - cpu_before) / (
+            time.time() - approved_at
+        )
     finally:
         for proc, _ in replicas:
             proc.terminate()
         for proc, _ in replicas:
             proc.wait(60)
     commands = int(r.info("stats")["total_commands_processed"]) - commands_before
-    return measure(fake, n, hold, approved_at, commands, idle, peak)
+    return {**measure(fake, n, hold, approved_at, commands, idle, peak), "cores": cores}
 
 
 def ready(fake: FakeSlackApi) -> int:
@@ -166,6 +178,8 @@ def ready(fake: FakeSlackApi) -> int:
 
 
 ROLLBACK_ID = re.compile(r"rb-[0-9a-f]+")
+# the status template's headline; the announcement's "Status updates every…" must not count
+STATUS_POST = "*Status update —"
 
 
 def measure(
@@ -180,7 +194,7 @@ def measure(
     updates: dict[str, list[float]] = defaultdict(list)
     for call in fake.calls_to("chat.postMessage"):
         text = call.args.get("text", "")
-        if "Status update" in text and (found := ROLLBACK_ID.search(text)):
+        if STATUS_POST in text and (found := ROLLBACK_ID.search(text)):
             updates[found.group()].append(call.at)
     gaps = [b - a for times in updates.values() for a, b in itertools.pairwise(times)]
     lateness = sorted(max(0.0, g - INTERVAL) for g in gaps)
@@ -192,6 +206,7 @@ def measure(
         "updates": total,
         "updates_per_s": total / window,
         "expected_per_s": n / INTERVAL,
+        "mean_gap": statistics.mean(gaps) if gaps else 0.0,
         "late_p50": pct(lateness, 0.5),
         "late_p99": pct(lateness, 0.99),
         "duplicates": duplicates,
@@ -232,13 +247,15 @@ def main() -> None:
         ("rollbacks", "in flight", "{:.0f}"),
         ("updates", "status posts", "{:.0f}"),
         ("updates_per_s", "posts/s", "{:.1f}"),
-        ("expected_per_s", "due/s", "{:.1f}"),
+        ("expected_per_s", "nominal/s", "{:.1f}"),
+        ("mean_gap", "mean gap s", "{:.3f}"),
         ("late_p50", "late p50 s", "{:.3f}"),
         ("late_p99", "late p99 s", "{:.3f}"),
         ("duplicates", "duplicates", "{:.0f}"),
         ("redis_per_rollback", "Redis cmds/rb", "{:.0f}"),
         ("rss_idle_mb", "RSS idle MB", "{:.1f}"),
         ("rss_peak_mb", "RSS peak MB", "{:.1f}"),
+        ("cores", "CPU (cores)", "{:.2f}"),
     ]
     print(" ".join(f"{title:>14}" for _, title, _ in keys))
     for row in rows:

@@ -19,11 +19,21 @@ JobHandler = Callable[[Job], Awaitable[float | None]]
 class JobWorker:
     """Polls the store for due jobs and runs their handlers; survives handler failures."""
 
-    def __init__(self, store: Store, owner: str, lease: float, tick: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        lease: float,
+        tick: float = 0.5,
+        batch: int = 10,
+        max_running: int = 500,
+    ) -> None:
         self.store = store
         self.owner = owner
         self.lease = lease
         self.tick = tick
+        self.batch = batch  # jobs claimed per store round trip
+        self.max_running = max_running  # beyond this, leave due jobs to the other replicas
         self.handlers: dict[str, JobHandler] = {}
         self._running: set[asyncio.Task[Any]] = set()
         self._jobs: dict[asyncio.Task[Any], Job] = {}
@@ -35,19 +45,31 @@ class JobWorker:
 
     async def run(self) -> None:
         while not self._stop.is_set():
-            try:
-                for job in await self.store.claim_due(self.owner, self.lease):
-                    task = asyncio.create_task(self._handle(job))
-                    self._running.add(task)
-                    self._jobs[task] = job
-                    task.add_done_callback(self._forget)
-            except Exception:  # the store may be briefly unreachable: keep polling
-                log.exception("claiming due jobs failed")
+            if await self._claim():
+                await asyncio.sleep(0)  # a full batch: more may be due, claim again at once
+                continue
             try:
                 await asyncio.wait_for(self._wake.wait(), self.tick)
             except TimeoutError:
                 pass
             self._wake.clear()
+
+    async def _claim(self) -> bool:
+        """Start the handlers of the jobs due now; True when a full batch came back."""
+        room = min(self.batch, self.max_running - len(self._running))
+        if room <= 0:
+            return False
+        try:
+            jobs = await self.store.claim_due(self.owner, self.lease, limit=room)
+        except Exception:  # the store may be briefly unreachable: keep polling
+            log.exception("claiming due jobs failed")
+            return False
+        for job in jobs:
+            task = asyncio.create_task(self._handle(job))
+            self._running.add(task)
+            self._jobs[task] = job
+            task.add_done_callback(self._forget)
+        return len(jobs) == room
 
     def wake(self) -> None:
         """Claim now rather than at the next tick: this replica just scheduled a job due now."""

@@ -93,3 +93,39 @@ async def test_a_job_of_an_unknown_kind_is_dropped_not_retried_forever(store: St
     await worker.stop(1)
     await asyncio.wait_for(task, 5)
     assert await store.claim_due("replica-b", 10) == []
+
+
+async def test_a_full_batch_is_followed_by_another_claim_at_once(store: Store) -> None:
+    ran: list[str] = []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.id)
+
+    for i in range(7):
+        await store.schedule(Job(id=f"j{i}", kind="status", due_at=now()))
+    worker = JobWorker(store, "replica-a", lease=10, tick=LONG_TICK, batch=2)
+    worker.on("status", handler)
+    task = await started(worker)
+    await asyncio.sleep(0.5)
+    await worker.stop(1)
+    await asyncio.wait_for(task, 5)
+    assert sorted(ran) == [f"j{i}" for i in range(7)], "all claimed within the first tick"
+
+
+async def test_a_busy_replica_leaves_due_jobs_to_the_others(store: Store) -> None:
+    release = asyncio.Event()
+
+    async def slow(job: Job) -> None:
+        await release.wait()
+
+    for i in range(3):
+        await store.schedule(Job(id=f"j{i}", kind="execute", due_at=now()))
+    worker = JobWorker(store, "replica-a", lease=60, tick=0.05, max_running=2)
+    worker.on("execute", slow)
+    task = await started(worker)
+    await asyncio.sleep(0.3)
+    left = await store.claim_due("replica-b", 60)
+    assert len(left) == 1
+    release.set()
+    await worker.stop(1)
+    await asyncio.wait_for(task, 5)
