@@ -128,7 +128,7 @@ def run(n: int, hold: float, fake: FakeSlackApi, redis_url: str) -> dict[str, fl
     replicas = start_replicas(env, tmp)
     senders = [SlackSender(url, SIGNING_SECRET) for _, url in replicas]
     idle = [memory_kb(p.pid)[0] for p, _ in replicas]
-    commands_before = int(r.info("stats")["total_commands_processed"])
+    r.config_resetstat()  # per-command counts (scripts' inner commands included) from here
     try:
         for i in range(n):  # requests spread over the replicas, as a load balancer would
             request = slash_command(
@@ -169,7 +169,13 @@ def run(n: int, hold: float, fake: FakeSlackApi, redis_url: str) -> dict[str, fl
             proc.terminate()
         for proc, _ in replicas:
             proc.wait(60)
-    commands = int(r.info("stats")["total_commands_processed"]) - commands_before
+    by_command = {k.removeprefix("cmdstat_"): v["calls"] for k, v in r.info("commandstats").items()}
+    commands = sum(by_command.values())
+    top = sorted(by_command.items(), key=lambda kv: -kv[1])[:6]
+    print(
+        f"Redis commands, {n} in flight, per rollback: "
+        + ", ".join(f"{name} {calls / n:.0f}" for name, calls in top)
+    )
     return {**measure(fake, n, hold, approved_at, commands, idle, peak), "cores": cores}
 
 
