@@ -113,5 +113,6 @@ class JobWorker:
         metrics.jobs_run.labels(kind=job.kind, outcome="ok").inc()
         if next_due is None:
             await self.store.complete(job.id, self.owner)
-        else:
-            await self.store.reschedule(job.id, self.owner, next_due)
+        elif await self.store.reschedule(job.id, self.owner, next_due):
+            # Wake for it on time instead of up to a tick late; any replica may still take it.
+            asyncio.get_running_loop().call_later(max(0.0, next_due - now()), self.wake)

@@ -129,3 +129,21 @@ async def test_a_busy_replica_leaves_due_jobs_to_the_others(store: Store) -> Non
     release.set()
     await worker.stop(1)
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_rescheduled_job_is_claimed_when_due_not_at_the_next_tick(store: Store) -> None:
+    runs: list[float] = []
+
+    async def every_quarter_second(job: Job) -> float | None:
+        runs.append(now())
+        return now() + 0.25 if len(runs) < 3 else None
+
+    worker = JobWorker(store, "replica-a", lease=10, tick=LONG_TICK)
+    worker.on("status", every_quarter_second)
+    await store.schedule(Job(id="j1", kind="status", due_at=now()))
+    task = await started(worker)
+    worker.wake()
+    await asyncio.sleep(2)
+    await worker.stop(1)
+    await asyncio.wait_for(task, 5)
+    assert len(runs) == 3, "each due time woke the worker; the 30 s tick never came"
