@@ -99,7 +99,8 @@ def check(settings) -> int:
     assert catalog is not None
     print(f"{catalog.path}: OK — {len(catalog.targets)} target(s)")
     for name, target in sorted(catalog.targets.items()):
-        print(f"  {name}: {target.playbook.name} ({len(target.steps)} steps)")
+        count = len(target.steps)
+        print(f"  {name}: {target.playbook.name} ({count} step{'' if count == 1 else 's'})")
     return 0
 
 

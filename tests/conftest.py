@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.testbed.http_backend",
     "tests.testbed.github_api",
     "tests.testbed.aws_gate",
+    "tests.testbed.postgres",
 ]
 
 

@@ -10,6 +10,7 @@ from playbooks.steps import (  # noqa: F401
     github,
     http,
     nginx,
+    postgres,
     rds,
     shell,
 )

@@ -80,7 +80,7 @@ def host_side(repo: GitRepo, tmp_path: Path, targets: dict[str, dict[str, Any]])
             for key in ("nginx_conf", "nginx_backup"):
                 if key in t:
                     t[key] = str(tmp_path / Path(t[key]).name)
-        if t["playbook"] in ("host-backup", "host-full-rollback"):
+        if t["playbook"] in ("host-backup", "host-full-rollback", "host-emergency-fallback"):
             t["recorded_commit_file"] = str(recorded)
 
 

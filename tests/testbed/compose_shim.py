@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 # The shim itself: run by this interpreter (PyYAML is importable there), configured by a JSON
-# file next to it that tests may change between calls (failures, canned exec output).
+# file next to it that tests may change between calls (failures, canned exec output, services
+# whose `exec` runs the command on this machine, as if the container were this machine).
 SHIM = r'''
-import json, os, re, sys
+import json, os, re, subprocess, sys
 import yaml
 
 CONFIG = __CONFIG__
@@ -41,6 +42,10 @@ GRAMMAR = {
 
 class Usage(Exception):
     pass
+
+
+class Failed(Exception):
+    """A command run by `exec` on this machine failed: its exit code and output."""
 
 
 def load(path):
@@ -176,6 +181,11 @@ def apply(sub, flags, values, positional, services, state):
     elif sub == "exec":
         if not state[named[0]]["running"]:
             raise Usage(f'service "{named[0]}" is not running')
+        if named[0] in CONFIG_DATA["exec_on_host"]:
+            done = subprocess.run(positional[1:], capture_output=True, text=True)
+            if done.returncode:
+                raise Failed(done.returncode, done.stdout, done.stderr.rstrip("\n"))
+            return done.stdout
         return CONFIG_DATA["exec_output"].get(" ".join(positional[1:]), "")
     return ""
 
@@ -219,6 +229,8 @@ def main(argv):
             save(CONFIG_DATA["state"], state)
     except Usage as exc:
         code, err, record["error"] = 1, str(exc), str(exc)
+    except Failed as exc:
+        code, out, err = exc.args
     record["exit"] = code
     with open(CONFIG_DATA["log"], "a") as log:
         log.write(json.dumps(record) + "\n")
@@ -289,6 +301,13 @@ class ComposeShim:
         config["exec_output"][" ".join(command)] = stdout
         self._save(config)
 
+    def exec_on_host(self, service: str) -> None:
+        """`exec SERVICE COMMAND...` runs COMMAND on this machine (e.g. real PostgreSQL tools
+        against a real server), with its real output and exit code."""
+        config = self._config()
+        config["exec_on_host"].append(service)
+        self._save(config)
+
     def state(self) -> dict[str, dict[str, Any]]:
         """service -> {replicas, running, builds}."""
         return json.loads(Path(self._config()["state"]).read_text())
@@ -342,6 +361,7 @@ def compose_shim_fixture(
             "record_env": list(record_env),
             "fail": [],
             "exec_output": {},
+            "exec_on_host": [],
         }
         config_path = base / "shim.json"
         config_path.write_text(json.dumps(config))
