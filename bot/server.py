@@ -28,7 +28,7 @@ async def run(settings: Settings, mode: str, port: int, host: str) -> int:
         return await _serve(services, settings, socket_mode, port, host)
     finally:
         # also on a failed start: the store's connection thread must not keep the process up
-        await services.store.close()
+        await services.close()
 
 
 async def _serve(

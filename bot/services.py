@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from bot.catalog import Catalog, load_catalog
 from bot.settings import Settings
 from bot.store import Store, open_store
@@ -29,7 +31,14 @@ class Services:
     listeners: set[asyncio.Task[Any]] = field(default_factory=set)
     # set by the server to its job worker's wake(): a job due now is claimed at once
     wake_jobs: Callable[[], None] = field(default=lambda: None)
+    # one connection pool for every Slack call (Web API and response_url answers)
+    http: aiohttp.ClientSession | None = None
     _directory: Any = None
+
+    async def close(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        await self.store.close()
 
     async def drain_listeners(self, within: float) -> int:
         """Wait for in-flight listeners; returns how many were still running at the deadline."""
@@ -53,4 +62,5 @@ async def build_services(settings: Settings) -> Services:
     catalog = load_catalog(settings.rollbot_config)
     store = open_store(settings)
     await store.connect()
-    return Services(settings=settings, catalog=catalog, store=store)
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    return Services(settings=settings, catalog=catalog, store=store, http=http)

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.services import Services
 from bot.slack.dedupe import make_dedupe
+from bot.slack.respond import PooledRespond
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def build_client(services: Services) -> AsyncWebClient:
     return AsyncWebClient(
         token=settings.secret("slack_bot_token"),
         base_url=settings.slack_api_url,
+        session=services.http,  # without it every call opens a new connection
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=5),
             AsyncServerErrorRetryHandler(max_retry_count=3),
@@ -55,8 +57,10 @@ def build_app(
     app.middleware(make_dedupe(services.store))
 
     @app.middleware
-    async def inject_services(context: dict[str, Any], next: Any) -> None:
+    async def inject_services(context: Any, next: Any) -> None:
         context["services"] = services
+        if context.response_url and services.http is not None:
+            context["respond"] = PooledRespond(context.response_url, services.http)
         await next()
 
     @app.error

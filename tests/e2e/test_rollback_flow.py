@@ -133,6 +133,8 @@ def test_full_text_rollback(
     assert "## Timeline" in incident.text and "rollback.approved by U0LEAD" in incident.text
     assert "## Lessons learned" in incident.text
     assert fake_slack.errors == []
+    # Web API calls and response_url answers share a pool: not one new connection per call
+    assert len(set(fake_slack.peers)) * 3 < len(fake_slack.peers), fake_slack.peers
 
 
 def announcement_ts(fake: FakeSlackApi) -> str:

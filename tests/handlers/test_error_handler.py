@@ -73,4 +73,4 @@ async def test_raising_listener_gives_a_short_error(
         assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in logged)
     finally:
         await runner.cleanup()
-        await services.store.close()
+        await services.close()

@@ -72,7 +72,7 @@ class Harness:
         assert "Traceback" not in shown and "internal error" not in shown
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.services.store.close())
+        self.loop.run_until_complete(self.services.close())
         self.loop.close()
 
 

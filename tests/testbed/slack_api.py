@@ -114,6 +114,7 @@ class FakeSlackApi(LoopThreadServer):
         self.usergroups: dict[str, list[str]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.canned: dict[str, dict[str, Any]] = {}
+        self.peers: list[str] = []  # the client address:port of every request, in order
         self._failures: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()
         self._seq = 0
@@ -122,7 +123,7 @@ class FakeSlackApi(LoopThreadServer):
 
     async def _start_site(self) -> None:
         # files of several MB (diagnostics bundles) must fit through the upload endpoint
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._note_peer])
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response)
@@ -133,6 +134,13 @@ class FakeSlackApi(LoopThreadServer):
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}/api/"
+
+    @web.middleware
+    async def _note_peer(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        host, port = (request.transport.get_extra_info("peername") or ("?", 0))[:2]
+        with self._lock:
+            self.peers.append(f"{host}:{port}")
+        return await handler(request)
 
     def __enter__(self) -> FakeSlackApi:
         return self.start() if self._thread is None else self
@@ -159,6 +167,7 @@ class FakeSlackApi(LoopThreadServer):
             self.usergroups.clear()
             self.users.clear()
             self.canned.clear()
+            self.peers.clear()
             self._failures.clear()
 
     def set_usergroup(self, group_id: str, users: list[str]) -> None:
