@@ -10,31 +10,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.testbed import slack_requests  # noqa: E402
-from tests.testbed.ports import free_port, wait_until  # noqa: E402
-from tests.testbed.slack_api import TOKEN, FakeSlackApi  # noqa: E402
-from tests.testbed.slack_requests import (  # noqa: E402
-    SIGNING_SECRET,
-    Signed,
-    block_action,
-    slash_command,
-)
+from bench.harness import ROOT, bare_app_argv, bot_env, serve_argv, start_redis
+from tests.testbed import slack_requests
+from tests.testbed.ports import free_port, wait_until
+from tests.testbed.slack_api import FakeSlackApi
+from tests.testbed.slack_requests import Signed, block_action, slash_command
+
+CATALOG = """\
+approvers: [U0LEAD]
+channel: C0INC
+targets:
+  api: {playbook: ecs-scale, cluster: c, service: s}
+"""
 
 # A Reject click on a rollback the bot does not know: acked first, then refused in the thread.
 CLICK_VALUE = '{"id": "rb-00000bench"}'
@@ -42,30 +40,6 @@ REQUESTS: dict[str, Callable[[], Signed]] = {
     "/rollback help": lambda: slash_command("/rollback", "help"),
     "Reject click": lambda: block_action("rollback_reject", CLICK_VALUE, user_id="U0LEAD"),
 }
-
-BARE_APP = textwrap.dedent("""
-    import sys
-    from aiohttp import web
-    from slack_bolt.async_app import AsyncApp
-    from slack_bolt.adapter.aiohttp import to_bolt_request, to_aiohttp_response
-    from slack_sdk.web.async_client import AsyncWebClient
-    client = AsyncWebClient(token="xoxb-test-token", base_url=sys.argv[2])
-    app = AsyncApp(client=client, signing_secret="test-signing-secret")
-    @app.command("/rollback")
-    async def only_ack(ack):
-        await ack(text="ok")
-    @app.action("rollback_reject")
-    async def only_ack_click(ack):
-        await ack()
-    async def events(request):
-        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
-    async def healthz(_):
-        return web.json_response({"status": "ok"})
-    web_app = web.Application()
-    web_app.router.add_post("/slack/events", events)
-    web_app.router.add_get("/healthz", healthz)
-    web.run_app(web_app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
-""")
 
 
 def start(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -128,48 +102,18 @@ def main() -> None:
     fake.start()
     # what the bot answers after the ack (the click's refusal) goes to the fake too
     slack_requests.RESPONSE_URL = fake.response_url()
-    tmp = Path(tempfile.mkdtemp())
-    (tmp / "rollbot.yml").write_text(
-        "approvers: [U0LEAD]\nchannel: C0INC\ntargets:\n  api:\n"
-        "    playbook: ecs-scale\n    cluster: c\n    service: s\n"
-    )
-    base_env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake.url,
-        "ROLLBOT_CONFIG": str(tmp / "rollbot.yml"),
-        "ROLLBOT_DB": str(tmp / "rollbot.db"),
-    }
-    targets: list[tuple[str, list[str], dict[str, str]]] = [
-        ("bare Bolt app (floor)", [sys.executable, "-c", BARE_APP], base_env),
-        (
-            "rollbot, SQLite",
-            [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port"],
-            base_env,
-        ),
+    env = bot_env(fake, CATALOG)
+    launch: list[tuple[str, Callable[[int], list[str]], dict[str, str]]] = [
+        ("bare Bolt app (floor)", lambda port: bare_app_argv(port, fake.url), env),
+        ("rollbot, SQLite", serve_argv, env),
     ]
-    redis_proc = None
-    if shutil.which("redis-server"):
-        rport = free_port()
-        redis_proc = subprocess.Popen(
-            ["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        time.sleep(0.3)
-        targets.append(
-            (
-                "rollbot, Redis",
-                targets[1][1],
-                {**base_env, "REDIS_URL": f"redis://127.0.0.1:{rport}/0"},
-            )
-        )
+    redis_server = start_redis()
+    if redis_server:
+        launch.append(("rollbot, Redis", serve_argv, {**env, "REDIS_URL": redis_server[1]}))
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
-    for name, argv, env in targets:
+    for name, argv, server_env in launch:
         port = free_port()
-        extra = [fake.url] if name.startswith("bare") else []
-        proc = start([*argv, str(port), *extra], env, port)
-        servers[name] = proc, f"http://127.0.0.1:{port}/slack/events"
+        servers[name] = start(argv(port), server_env, port), f"http://127.0.0.1:{port}/slack/events"
     # (server, request, level) -> per round: p50, p99, errors
     runs: dict[tuple[str, str, int], list[tuple[float, float, int]]] = {}
     try:
@@ -188,8 +132,8 @@ def main() -> None:
         for proc, _ in servers.values():
             proc.terminate()
             proc.wait(10)
-        if redis_proc:
-            redis_proc.terminate()
+        if redis_server:
+            redis_server[0].terminate()
     report(runs, args.requests, args.rounds)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -27,18 +26,12 @@ from threading import Thread
 
 import redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.idle_footprint import cpu_seconds  # noqa: E402
-from tests.testbed.ports import free_port, wait_until  # noqa: E402
-from tests.testbed.slack_api import TOKEN, FakeSlackApi  # noqa: E402
-from tests.testbed.slack_requests import (  # noqa: E402
-    SIGNING_SECRET,
-    SlackSender,
-    block_action,
-    slash_command,
-)
+from bench.harness import ROOT, bot_env, cpu_seconds, memory_kb, serve_argv, start_redis
+from tests.testbed.ports import free_port, wait_until
+from tests.testbed.slack_api import FakeSlackApi
+from tests.testbed.slack_requests import SIGNING_SECRET, SlackSender, block_action, slash_command
 
 REPLICAS = 3
 INTERVAL = 1.0
@@ -76,14 +69,13 @@ class Health:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
 
 
-def write_catalog(tmp: Path, n: int, health: str) -> Path:
+def catalog(tmp: Path, n: int, health: str) -> str:
+    """n targets on the hold playbook (written to `tmp`)."""
     (tmp / "hold.yml").write_text(PLAYBOOK)
     lines = ["approvers: [U0LEAD]", "channel: C0INC", "targets:"]
     for i in range(n):
         lines += [f"  t{i}:", f"    playbook: {tmp / 'hold.yml'}", f"    health_urls: ['{health}']"]
-    path = tmp / "rollbot.yml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"
 
 
 def start_replicas(env: dict[str, str], tmp: Path) -> list[tuple[subprocess.Popen[bytes], str]]:
@@ -91,7 +83,7 @@ def start_replicas(env: dict[str, str], tmp: Path) -> list[tuple[subprocess.Pope
     for i in range(REPLICAS):
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            serve_argv(port),
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -103,25 +95,15 @@ def start_replicas(env: dict[str, str], tmp: Path) -> list[tuple[subprocess.Pope
     return started
 
 
-def memory_kb(pid: int) -> tuple[int, int]:
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
-
-
 def run(n: int, hold: float, fake: FakeSlackApi, redis_url: str) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp())
     health = Health()
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake.url,
-        "ROLLBOT_CONFIG": str(write_catalog(tmp, n, health.url)),
-        "REDIS_URL": redis_url,
-        "ROLLBOT_STATUS_INTERVAL": str(INTERVAL),
-    }
+    env = bot_env(
+        fake,
+        catalog(tmp, n, health.url),
+        REDIS_URL=redis_url,
+        ROLLBOT_STATUS_INTERVAL=str(INTERVAL),
+    )
     r = redis.Redis.from_url(redis_url)
     r.flushall()
     fake.reset()
@@ -232,13 +214,10 @@ def main() -> None:
     parser.add_argument("--rollbacks", type=int, default=100)
     parser.add_argument("--hold", type=float, default=20.0)
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    redis_url = f"redis://127.0.0.1:{port}/0"
-    wait_until(lambda: redis.Redis.from_url(redis_url).ping(), 10, "redis-server")
+    started = start_redis()
+    if started is None:
+        sys.exit("this benchmark needs redis-server (apt-get install redis-server)")
+    server, redis_url = started
     fake = FakeSlackApi().start()
     try:
         rows = [run(1, args.hold, fake, redis_url), run(args.rollbacks, args.hold, fake, redis_url)]

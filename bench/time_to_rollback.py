@@ -18,24 +18,19 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.testbed.aws import CREDENTIALS, Aws, make_ecs_service  # noqa: E402
-from tests.testbed.ports import free_port, wait_until  # noqa: E402
-from tests.testbed.slack_api import TOKEN, FakeSlackApi  # noqa: E402
-from tests.testbed.slack_requests import (  # noqa: E402
-    SIGNING_SECRET,
-    SlackSender,
-    block_action,
-    slash_command,
-)
+from bench.harness import ROOT, bot_env, serve_argv
+from tests.testbed.aws import CREDENTIALS, Aws, make_ecs_service
+from tests.testbed.ports import free_port, wait_until
+from tests.testbed.slack_api import FakeSlackApi
+from tests.testbed.slack_requests import SIGNING_SECRET, SlackSender, block_action, slash_command
 
 CLUSTER, SERVICE = "replaydash-production-cluster", "replaydash-production-api"
 VENV = ROOT / "bench" / ".venv-awscli"
@@ -103,34 +98,23 @@ def by_script(aws: Aws, cli: str, health: str) -> float:
 
 
 class Bot:
-    def __init__(self, aws: Aws, fake: FakeSlackApi, health: str, tmp: Path) -> None:
-        self.fake, self.db = fake, tmp / "rollbot.db"
-        (tmp / "rollbot.yml").write_text(
+    def __init__(self, aws: Aws, fake: FakeSlackApi, health: str) -> None:
+        catalog = (
             f"approvers: [U0LEAD]\nchannel: C0INC\ntargets:\n  api:\n"
             f"    playbook: ecs-revision\n    cluster: {CLUSTER}\n    service: {SERVICE}\n"
             f"    region: {aws.region}\n    health_urls: ['{health}']\n"
             f"    poll_delay: {POLL_DELAY}\n"
         )
-        env = {
-            **os.environ,
-            **CREDENTIALS,
-            "AWS_ENDPOINT_URL": aws.endpoint,
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": fake.url,
-            "ROLLBOT_CONFIG": str(tmp / "rollbot.yml"),
-            "ROLLBOT_DB": str(self.db),
-        }
+        env = bot_env(fake, catalog, **CREDENTIALS, AWS_ENDPOINT_URL=aws.endpoint)
+        self.fake, self.db = fake, Path(env["ROLLBOT_DB"])
         port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            serve_argv(port),
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=(tmp / "bot.log").open("wb"),
+            stderr=(self.db.parent / "bot.log").open("wb"),
         )
-        import urllib.request
-
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: urllib.request.urlopen(f"{url}/healthz").status == 200, 30, "bot")
         self.sender = SlackSender(url, SIGNING_SECRET)
@@ -183,7 +167,7 @@ def main() -> None:
     aws = Aws(f"http://{host}:{port}")
     health = health_server()
     fake = FakeSlackApi().start()
-    bot = Bot(aws, fake, health, Path(tempfile.mkdtemp()))
+    bot = Bot(aws, fake, health)
     script_times: list[float] = []
     bot_times: list[float] = []
     steps: dict[str, list[float]] = {}

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from bot.scheduler import JobWorker
 from bot.store.base import Job, Store, now
-from bot.store.sqlite import SqliteStore
 
 LONG_TICK = 30.0  # far longer than any test: a job run before it was claimed through wake()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = SqliteStore(tmp_path / "rollbot.db")
-    await s.connect()
-    yield s
-    await s.close()
 
 
 async def started(worker: JobWorker) -> asyncio.Task[None]:

@@ -1,8 +1,9 @@
-"""Free loopback ports and readiness polling for the servers the tests start."""
+"""Free loopback ports, readiness polling and stopping for the servers the tests start."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -25,3 +26,14 @@ def wait_until(
             pass
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready after {timeout:g}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

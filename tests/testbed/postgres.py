@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.testbed.ports import free_port, wait_until
+from tests.testbed.ports import free_port, stop_process, wait_until
 
 ATTEMPTS = 5  # another process may take the chosen port before the server binds it
 SUPERUSER = "postgres"
@@ -131,12 +131,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         yield PostgresServer(bin_dir, port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=30)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.testbed.ports import free_port
+from tests.testbed.ports import free_port, stop_process
 
 ATTEMPTS = 5  # another process may take the chosen port before the server binds it
 READY_WITHIN = 10.0
@@ -46,16 +46,6 @@ def _ready(proc: subprocess.Popen[bytes], port: int) -> bool:
         client.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _start(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     binary = _binary()
     log = workdir / "redis.log"
@@ -73,7 +63,7 @@ def _start(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
             )
         if _ready(proc, port):
             return proc, port
-        _stop(proc)
+        stop_process(proc)
     tail = log.read_text(errors="replace")[-2000:]
     pytest.fail(f"redis-server did not start after {ATTEMPTS} tries; its log:\n{tail}")
 
@@ -84,7 +74,7 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture

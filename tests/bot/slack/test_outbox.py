@@ -3,9 +3,6 @@ their order, are delivered once Slack answers, and a permanent refusal is audite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
@@ -13,16 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import outbox
 from bot.store.base import Job, Store, now
-from bot.store.sqlite import SqliteStore
 from tests.testbed.slack_api import TOKEN, FakeSlackApi
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = SqliteStore(tmp_path / "rollbot.db")
-    await s.connect()
-    yield s
-    await s.close()
 
 
 def client(fake: FakeSlackApi) -> AsyncWebClient:
