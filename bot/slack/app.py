@@ -71,8 +71,11 @@ def build_app(
     return app
 
 
-async def report_failure(error: Exception, body: dict[str, Any], respond: Any) -> None:
-    """Log the traceback; show the user one short line with a reference to find it."""
+async def report_failure(
+    error: Exception, body: dict[str, Any], respond: Any, ack: Any = None
+) -> None:
+    """Log the traceback; show the user one short line with a reference to find it: in the
+    acknowledgement itself when the listener failed before acking, else in a reply."""
     ref = uuid.uuid4().hex[:8]
     kind = body.get("type") or ("command" if "command" in body else "unknown")
     metrics.listener_errors.labels(kind=kind).inc()
@@ -82,6 +85,12 @@ async def report_failure(error: Exception, body: dict[str, Any], respond: Any) -
         "Nothing was changed by this request; the operators can find the details in the log."
     )
     try:
+        if ack is not None and getattr(ack, "response", None) is None:
+            # Slack shows a command's acknowledgement text; buttons and forms ignore it
+            if kind == "command":
+                await ack(response_type="ephemeral", text=text)
+                return
+            await ack()
         if respond is not None and (body.get("response_url") or _response_urls(body)):
             await respond(text=text, response_type="ephemeral", replace_original=False)
     except Exception:  # Slack itself may be the failure; the log has it already
@@ -126,7 +135,7 @@ def guarded(listener: Listener) -> Listener:
         try:
             await listener(**{k: v for k, v in given.items() if k in wanted})
         except Exception as error:
-            await report_failure(error, body, respond)
+            await report_failure(error, body, respond, ack)
         finally:
             inflight.discard(task)  # type: ignore[arg-type]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.services import build_services
 from bot.settings import Settings
@@ -73,4 +75,33 @@ async def test_raising_listener_gives_a_short_error(
         assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in logged)
     finally:
         await runner.cleanup()
+        await services.close()
+
+
+async def test_a_listener_failing_before_its_ack_still_answers_the_command(
+    fake_slack: FakeSlackApi, tmp_path: Path
+) -> None:
+    (tmp_path / "rollbot.yml").write_text(CATALOG)
+    settings = Settings(
+        slack_bot_token=TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=fake_slack.url,
+        rollbot_config=tmp_path / "rollbot.yml",
+        rollbot_db=tmp_path / "rollbot.db",
+    )
+    services = await build_services(settings)
+    app = build_app(services, process_before_response=True)
+
+    async def explode_early(ack: Any) -> None:
+        raise RuntimeError("before the ack")
+
+    app.command("/explode")(guarded(explode_early))
+    try:
+        body, headers = slash_command("/explode", "", response_url=fake_slack.response_url())
+        response = await app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers=headers))
+        assert response.status == 200, response.body  # not Bolt's 404 "unhandled request"
+        answer = json.loads(response.body)
+        assert answer["response_type"] == "ephemeral" and "internal error" in answer["text"]
+        assert fake_slack.responses == []  # said once, in the acknowledgement
+    finally:
         await services.close()
