@@ -86,6 +86,16 @@ async def load(
     return latencies, errors
 
 
+def settle(fake: FakeSlackApi, quiet: float = 0.3, limit: float = 30.0) -> None:
+    """Wait until the bots' answers after their acks (posts to the fake, which shares this
+    process with the load generator) have stopped, so they do not slow the next server down."""
+    deadline = time.monotonic() + limit
+    seen = -1
+    while time.monotonic() < deadline and len(fake.responses) != seen:
+        seen = len(fake.responses)
+        time.sleep(quiet)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -126,6 +136,7 @@ def main() -> None:
                 for level in levels:
                     for name, (_, url) in servers.items():
                         lat, errors = asyncio.run(load(url, request, args.requests, level))
+                        settle(fake)
                         cell = runs.setdefault((name, kind, level), [])
                         cell.append((pct(lat, 0.5), pct(lat, 0.99), errors))
     finally:

@@ -13,6 +13,8 @@ from slack_bolt.response import BoltResponse
 from bot.store.base import Store
 
 SEEN_FOR = 3600.0  # Slack retries within minutes; an hour is ample
+# First deliveries are noted in batches this often: one store round trip for a whole burst.
+NOTE_EVERY = 0.05
 log = logging.getLogger(__name__)
 
 
@@ -20,28 +22,40 @@ def delivery_key(request: AsyncBoltRequest) -> str:
     return "delivery:" + hashlib.sha256(request.raw_body.encode()).hexdigest()
 
 
+class DeliveryNotes:
+    """First deliveries, noted in the store off the ack's path, a batch at a time: a retry
+    only comes seconds later, and until the batch is written this replica knows it itself."""
+
+    def __init__(self, store: Store, every: float = NOTE_EVERY) -> None:
+        self.store = store
+        self.every = every
+        self.pending: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, key: str) -> None:
+        self.pending.add(key)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_soon())
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(self.every)
+        keys, self.pending, self._writer = list(self.pending), set(), None
+        try:
+            await self.store.note(keys, SEEN_FOR)
+        except Exception as exc:  # a retry may then run twice; the store's CAS still guards
+            log.warning("could not note %d deliveries: %s", len(keys), exc)
+
+
 def make_dedupe(store: Store) -> Any:
-    pending: set[asyncio.Task[bool]] = set()
+    notes = DeliveryNotes(store)
 
     async def dedupe(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> Any:
         key = delivery_key(req)
         if req.headers.get("x-slack-retry-num"):
-            if not await store.remember(key, SEEN_FOR):
+            if key in notes.pending or not await store.remember(key, SEEN_FOR):
                 return BoltResponse(status=200, body="")
             return await next()
-        # A first delivery is noted off the ack's path: a retry only comes seconds later.
-        task = asyncio.create_task(store.remember(key, SEEN_FOR))
-        pending.add(task)
-        task.add_done_callback(_forget(pending))
+        notes.add(key)
         return await next()
 
     return dedupe
-
-
-def _forget(pending: set[asyncio.Task[bool]]) -> Any:
-    def done(task: asyncio.Task[bool]) -> None:
-        pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("could not note a delivery: %s", task.exception())
-
-    return done

@@ -210,3 +210,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def remember(self, key: str, ttl: float) -> bool:
         """True the first time a key is seen within `ttl`, False afterwards."""
+
+    @abc.abstractmethod
+    async def note(self, keys: list[str], ttl: float) -> None:
+        """Mark keys as seen for `ttl`, in one round trip; keys seen already are left as they
+        are. Repeating it is harmless, so it needs no resend protection."""

@@ -509,6 +509,13 @@ class RedisStore(Store):
         return sorted(await self._r.smembers(self._key("outbox-queues")))
 
     # -- idempotency keys
+    async def note(self, keys: list[str], ttl: float) -> None:
+        ttl_ms = max(1, round(ttl * 1000))
+        async with self._r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(self._key("seen", key), "1", nx=True, px=ttl_ms)
+            await pipe.execute()
+
     async def remember(self, key: str, ttl: float) -> bool:
         ttl_ms = max(1, round(ttl * 1000))
         return bool(await self._run("remember", [self._key("seen", key)], [ttl_ms]))

@@ -383,6 +383,14 @@ class SqliteStore(Store):
         return [row[0] for row in await self._read("SELECT DISTINCT queue FROM outbox")]
 
     # -- idempotency keys
+    async def note(self, keys: list[str], ttl: float) -> None:
+        t = now()
+        async with self._tx() as db:
+            await db.executemany(
+                "INSERT OR IGNORE INTO idempotency (key, expires_at) VALUES (?,?)",
+                [(key, t + ttl) for key in keys],
+            )
+
     async def remember(self, key: str, ttl: float) -> bool:
         t = now()
         async with self._tx() as db:

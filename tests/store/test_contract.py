@@ -599,6 +599,19 @@ async def test_remember_concurrently_true_for_exactly_one(
     assert results.count(True) == 1
 
 
+async def test_noted_keys_are_seen_by_remember_until_their_ttl(store: Store) -> None:
+    assert await store.remember("delivery:old", ttl=5)
+    await store.note(["delivery:a", "delivery:b", "delivery:old"], ttl=TTL)
+    await store.note(["delivery:a"], ttl=TTL)  # again: harmless
+    assert not await store.remember("delivery:a", ttl=5)
+    assert not await store.remember("delivery:b", ttl=5)
+    assert await store.remember("delivery:c", ttl=5)
+    await asyncio.sleep(PAST_TTL)
+    assert await store.remember("delivery:b", ttl=5)
+    assert not await store.remember("delivery:old", ttl=5), "an older, longer note is kept"
+    await store.note([], ttl=5)  # nothing to note: no error
+
+
 # -- several processes on one backend
 
 CLAIMER = """
