@@ -52,6 +52,12 @@ def compose_base(
     return argv
 
 
+def compose_exec(ctx: StepContext, service: str, argv: Sequence[str]) -> list[str]:
+    """`docker compose ... exec -T SERVICE ARGV...`: a command inside the service's container
+    (-T: no terminal; the bot has none to give)."""
+    return [*compose_base(ctx), "exec", "-T", check_service(service), *argv]
+
+
 class ComposeStep(HostStep):
     """One `docker compose` command in the target's app directory."""
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from playbooks.base import StepContext, register_step
-from playbooks.steps.compose import check_service, compose_base
+from playbooks.steps.compose import check_service, compose_exec
 from playbooks.steps.executor import HostStep
 
 # Database and role names as written on a command line: never a leading "-" (an option).
@@ -48,8 +48,7 @@ class ArchiveStep(HostStep):
     def tool(self, ctx: StepContext, *argv: str) -> list[str]:
         if self.compose_service is None:
             return list(argv)
-        # -T: no terminal; the bot has none to give
-        return [*compose_base(ctx), "exec", "-T", self.compose_service, *argv]
+        return compose_exec(ctx, self.compose_service, argv)
 
     async def must_run(self, ctx: StepContext, what: str, argv: list[str]) -> dict[str, Any]:
         result = await self.exec(ctx, argv, env=self.env)

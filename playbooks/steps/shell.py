@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from playbooks.base import StepContext, StepFailed, register_step
-from playbooks.steps.compose import check_service, compose_base
+from playbooks.steps.compose import check_service, compose_exec
 from playbooks.steps.executor import CommandResult, HostStep, check_argv, is_shell_string
 
 DJANGO_APP = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
@@ -134,8 +134,7 @@ class ShellMigrate(HostStep):
         tool = list(self.command or default)
         if self.compose_service is None:
             return tool
-        # -T: no terminal; the bot has none to give
-        return [*compose_base(ctx), "exec", "-T", self.compose_service, *tool]
+        return compose_exec(ctx, self.compose_service, tool)
 
     def commands(self, ctx: StepContext) -> tuple[list[str], list[list[str]]]:
         """(the read-only state command, the changing commands in order)."""
