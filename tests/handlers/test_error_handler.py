@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.services import build_services
+from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.slack.app import build_app, guarded
 from bot.web import build_web_app
@@ -28,9 +28,7 @@ CATALOG = (
 )
 
 
-async def test_raising_listener_gives_a_short_error(
-    fake_slack: FakeSlackApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def services_for(fake_slack: FakeSlackApi, tmp_path: Path) -> Services:
     (tmp_path / "rollbot.yml").write_text(CATALOG)
     settings = Settings(
         slack_bot_token=TOKEN,
@@ -39,7 +37,13 @@ async def test_raising_listener_gives_a_short_error(
         rollbot_config=tmp_path / "rollbot.yml",
         rollbot_db=tmp_path / "rollbot.db",
     )
-    services = await build_services(settings)
+    return await build_services(settings)
+
+
+async def test_raising_listener_gives_a_short_error(
+    fake_slack: FakeSlackApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    services = await services_for(fake_slack, tmp_path)
     app = build_app(services)
 
     async def explode(ack: Any) -> None:
@@ -81,15 +85,7 @@ async def test_raising_listener_gives_a_short_error(
 async def test_a_listener_failing_before_its_ack_still_answers_the_command(
     fake_slack: FakeSlackApi, tmp_path: Path
 ) -> None:
-    (tmp_path / "rollbot.yml").write_text(CATALOG)
-    settings = Settings(
-        slack_bot_token=TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=fake_slack.url,
-        rollbot_config=tmp_path / "rollbot.yml",
-        rollbot_db=tmp_path / "rollbot.db",
-    )
-    services = await build_services(settings)
+    services = await services_for(fake_slack, tmp_path)
     app = build_app(services, process_before_response=True)
 
     async def explode_early(ack: Any) -> None:
