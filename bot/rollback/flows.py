@@ -51,12 +51,12 @@ async def post(
     if thread_ts:
         kwargs["thread_ts"] = thread_ts
         kwargs["reply_broadcast"] = broadcast
-    response = await _call(services, client, "chat_postMessage", kwargs, subject, durable)
-    action = "slack.post" if response is not None else "slack.queued"
-    await service.audit(
-        services.store, "rollbot", action, subject, channel=channel, text=text[:500]
-    )
-    return str(response["ts"]) if response is not None else ""
+    detail = {"channel": channel, "text": text[:500]}
+    response = await _call(services, client, "chat_postMessage", kwargs, subject, durable, detail)
+    if response is None:
+        return ""  # queued, and audited as such
+    await service.audit(services.store, "rollbot", "slack.post", subject, **detail)
+    return str(response["ts"])
 
 
 async def upload(
@@ -77,9 +77,10 @@ async def upload(
         "content": content,
         "title": title,
     }
-    response = await _call(services, client, "files_upload_v2", kwargs, subject, durable)
-    action = "slack.upload" if response is not None else "slack.queued"
-    await service.audit(services.store, "rollbot", action, subject, filename=filename)
+    detail = {"filename": filename}
+    response = await _call(services, client, "files_upload_v2", kwargs, subject, durable, detail)
+    if response is not None:
+        await service.audit(services.store, "rollbot", "slack.upload", subject, **detail)
 
 
 async def _call(
@@ -89,10 +90,13 @@ async def _call(
     kwargs: dict[str, Any],
     subject: str,
     durable: bool,
+    detail: dict[str, Any],
 ) -> dict[str, Any] | None:
     if durable:
         queue = kwargs["channel"]
-        return await outbox.call_in_order(services.store, client, queue, method, kwargs, subject)
+        return await outbox.call_in_order(
+            services.store, client, queue, method, kwargs, subject, detail
+        )
     return dict((await getattr(client, method)(**kwargs)).data)
 
 

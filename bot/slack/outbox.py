@@ -35,14 +35,21 @@ def job_id(queue: str) -> str:
 
 
 async def call_in_order(
-    store: Store, client: Any, queue: str, method: str, kwargs: dict[str, Any], subject: str = ""
+    store: Store,
+    client: Any,
+    queue: str,
+    method: str,
+    kwargs: dict[str, Any],
+    subject: str = "",
+    detail: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Make the call now, or queue it behind calls still waiting; None when it was queued.
 
+    A queued call is audited as `slack.queued` (with `detail`) in the same write that queues it.
     Errors Slack will repeat forever (a bad argument, a missing channel) are raised.
     """
     if await store.outbox_peek(queue, 1):  # earlier calls still wait: keep the order
-        await enqueue(store, queue, method, kwargs, subject)
+        await enqueue(store, queue, method, kwargs, subject, detail)
         return None
     try:
         response = await getattr(client, method)(**kwargs)
@@ -50,21 +57,33 @@ async def call_in_order(
         if not is_transient(exc):
             raise
         log.warning("Slack %s failed after retries (%s); queued for later", method, exc)
-        await enqueue(store, queue, method, kwargs, subject)
+        await enqueue(store, queue, method, kwargs, subject, detail)
         return None
     return dict(response.data) if hasattr(response, "data") else dict(response)
 
 
 async def enqueue(
-    store: Store, queue: str, method: str, kwargs: dict[str, Any], subject: str
+    store: Store,
+    queue: str,
+    method: str,
+    kwargs: dict[str, Any],
+    subject: str,
+    detail: dict[str, Any] | None = None,
 ) -> None:
-    entry = OutboxEntry(at=now(), queue=queue, method=method, kwargs=kwargs, subject=subject)
-    await store.outbox_put(entry)
-    metrics.outbox_queued.inc()
-    # Re-scheduling an existing drain job is harmless: the drainer holds the queue's lock.
+    # The drain job comes first so that a crash right after queuing cannot strand the entry
+    # (a drain of an empty queue just ends). Re-scheduling an existing one is harmless: the
+    # drainer holds the queue's lock.
     await store.schedule(
         Job(id=job_id(queue), kind=JOB_KIND, due_at=now() + FIRST_RETRY, payload={"queue": queue})
     )
+    at = now()
+    entry = OutboxEntry(at=at, queue=queue, method=method, kwargs=kwargs, subject=subject)
+    detail = {"channel": queue, "method": method, **(detail or {})}
+    audit = AuditEntry(
+        at=at, actor="rollbot", action="slack.queued", subject=subject, detail=detail
+    )
+    await store.outbox_put(entry, audit)
+    metrics.outbox_queued.inc()
 
 
 class OutboxDrain:

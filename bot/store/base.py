@@ -191,8 +191,9 @@ class Store(abc.ABC):
 
     # -- outbox
     @abc.abstractmethod
-    async def outbox_put(self, entry: OutboxEntry) -> int:
-        """Append to the entry's queue; returns the assigned sequence number."""
+    async def outbox_put(self, entry: OutboxEntry, audit: AuditEntry | None = None) -> int:
+        """Append to the entry's queue (and `audit` to the audit log, in the same write);
+        returns the entry's sequence number."""
 
     @abc.abstractmethod
     async def outbox_peek(self, queue: str, limit: int = 20) -> list[OutboxEntry]:

@@ -113,13 +113,20 @@ if tonumber(cur[2]) > tonumber(ARGV[2]) then return 1 end
 return 0
 """
 
-# KEYS: counter, entries hash, time index, subject index   ARGV: entry JSON minus '{', at
+# keys: counter, entries hash, time index, subject index   text: entry JSON minus '{'
+APPEND_AUDIT = """
+local function append_audit(counter, entries, by_time, by_subject, text, at)
+  local seq = redis.call('INCR', counter)
+  redis.call('HSET', entries, seq, '{"seq":' .. seq .. ',' .. text)
+  redis.call('ZADD', by_time, at, seq)
+  redis.call('ZADD', by_subject, at, seq)
+  return seq
+end
+"""
+
+# KEYS: the four audit keys   ARGV: entry JSON minus '{', at
 AUDIT = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[2], seq, '{"seq":' .. seq .. ',' .. ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[2], seq)
-redis.call('ZADD', KEYS[4], ARGV[2], seq)
-return seq
+return append_audit(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
 """
 
 # KEYS: counter, journal list   ARGV: entry JSON minus '{'
@@ -172,11 +179,14 @@ return existed
 """
 
 # An outbox queue is a sorted set scored by sequence number; a set names the non-empty queues.
-# KEYS: counter, queue, queues   ARGV: entry JSON minus '{', queue name
+# An audit entry written with it (four more keys and two more args) is part of the same write.
+# KEYS: counter, queue, queues[, the four audit keys]
+# ARGV: entry JSON minus '{', queue name[, audit entry JSON minus '{', at]
 OUTBOX_PUT = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, '{"seq":' .. seq .. ',' .. ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[2])
+if ARGV[3] then append_audit(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[3], ARGV[4]) end
 return seq
 """
 
@@ -272,13 +282,13 @@ class RedisStore(Store):
             "change": _once(CHANGE, RENDER),
             "acquire": _once(ACQUIRE),
             "release": _once(RELEASE),
-            "audit": _once(AUDIT),
+            "audit": _once(AUDIT, APPEND_AUDIT),
             "journal": _once(JOURNAL),
             "claim": _once(CLAIM),
             "reschedule": _once(RESCHEDULE),
             "drop": _once(DROP),
             "remember": _once(REMEMBER),
-            "outbox_put": _once(OUTBOX_PUT),
+            "outbox_put": _once(OUTBOX_PUT, APPEND_AUDIT),
             "outbox_drop": _once(OUTBOX_DROP),
         }
         self._scripts = {name: client.register_script(text) for name, text in scripts.items()}
@@ -398,15 +408,17 @@ class RedisStore(Store):
         return LockInfo(name=name, owner=owner, expires_at=float(expires_at))
 
     # -- audit: a counter, a hash seq -> entry, and two time indexes (all, per subject)
-    async def audit(self, entry: AuditEntry) -> int:
+    def _audit_keys_args(self, entry: AuditEntry) -> tuple[list[str], list[str]]:
         keys = [
             self._key("seq", "audit"),
             self._key("audit", "log"),
             self._key("audit", "by-time"),
             self._key("audit-subject", entry.subject),
         ]
-        text = _without_brace(entry.model_dump_json(exclude={"seq"}))
-        return int(await self._run("audit", keys, [text, _num(entry.at)]))
+        return keys, [_without_brace(entry.model_dump_json(exclude={"seq"})), _num(entry.at)]
+
+    async def audit(self, entry: AuditEntry) -> int:
+        return int(await self._run("audit", *self._audit_keys_args(entry)))
 
     async def audit_since(
         self, since: float = 0.0, subject: str | None = None, limit: int = 10_000
@@ -486,14 +498,17 @@ class RedisStore(Store):
         return None if spec is None else _job(job_id, spec, due, owner, lease, attempts)
 
     # -- outbox
-    async def outbox_put(self, entry: OutboxEntry) -> int:
+    async def outbox_put(self, entry: OutboxEntry, audit: AuditEntry | None = None) -> int:
         keys = [
             self._key("seq", "outbox"),
             self._key("outbox", entry.queue),
             self._key("outbox-queues"),
         ]
-        text = _without_brace(entry.model_dump_json(exclude={"seq"}))
-        return int(await self._run("outbox_put", keys, [text, entry.queue]))
+        args = [_without_brace(entry.model_dump_json(exclude={"seq"})), entry.queue]
+        if audit is not None:
+            audit_keys, audit_args = self._audit_keys_args(audit)
+            keys, args = keys + audit_keys, args + audit_args
+        return int(await self._run("outbox_put", keys, args))
 
     async def outbox_peek(self, queue: str, limit: int = 20) -> list[OutboxEntry]:
         if limit <= 0:

@@ -102,6 +102,14 @@ def _audit(row: Iterable[Any]) -> AuditEntry:
     )
 
 
+async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> int:
+    cur = await db.execute(
+        "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
+        (entry.at, entry.actor, entry.action, entry.subject, _json(entry.detail)),
+    )
+    return int(cur.lastrowid or 0)
+
+
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
@@ -276,11 +284,7 @@ class SqliteStore(Store):
     # -- audit (append-only: triggers refuse UPDATE and DELETE, and there is no method for them)
     async def audit(self, entry: AuditEntry) -> int:
         async with self._tx() as db:
-            cur = await db.execute(
-                "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
-                (entry.at, entry.actor, entry.action, entry.subject, _json(entry.detail)),
-            )
-            return int(cur.lastrowid or 0)
+            return await _insert_audit(db, entry)
 
     async def audit_since(
         self, since: float = 0.0, subject: str | None = None, limit: int = 10_000
@@ -356,12 +360,14 @@ class SqliteStore(Store):
         return _job(rows[0]) if rows else None
 
     # -- outbox
-    async def outbox_put(self, entry: OutboxEntry) -> int:
+    async def outbox_put(self, entry: OutboxEntry, audit: AuditEntry | None = None) -> int:
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT INTO outbox (queue, entry) VALUES (?,?)",
                 (entry.queue, entry.model_dump_json(exclude={"seq"})),
             )
+            if audit is not None:
+                await _insert_audit(db, audit)
             return int(cur.lastrowid or 0)
 
     async def outbox_peek(self, queue: str, limit: int = 20) -> list[OutboxEntry]:

@@ -452,6 +452,20 @@ async def test_outbox_keeps_order_per_queue_and_drops_one_entry(store: Store) ->
     assert await store.outbox_queues() == ["C2"]
 
 
+async def test_an_outbox_entry_and_its_audit_entry_are_written_together(store: Store) -> None:
+    before = await store.audit(AuditEntry(at=now(), actor="a", action="x", subject="rb-1"))
+    queued = AuditEntry(
+        at=now(), actor="rollbot", action="slack.queued", subject="rb-1", detail={"text": "{x}"}
+    )
+    seq = await store.outbox_put(slack_call("C1", 1), queued)
+    assert [e.seq for e in await store.outbox_peek("C1")] == [seq]
+    entries = await store.audit_since(subject="rb-1")
+    assert [(e.action, e.detail) for e in entries] == [("x", {}), ("slack.queued", {"text": "{x}"})]
+    assert entries[0].seq == before and entries[1].seq > before
+    await store.outbox_put(slack_call("C1", 2))  # without one, the log is left alone
+    assert len(await store.audit_since()) == 2
+
+
 async def test_outbox_entries_survive_a_reconnect(store: Store, open_another: Opener) -> None:
     seq = await store.outbox_put(slack_call("C1", 1))
     other = await open_another()

@@ -46,6 +46,8 @@ async def test_calls_queue_behind_a_failure_and_drain_in_order(
     assert posted(fake_slack) == ["first"]
     job = await store.get_job(outbox.job_id("C1"))
     assert job is not None and job.due_at > now() and job.kind == outbox.JOB_KIND
+    queued = [a for a in await store.audit_since(0) if a.action == "slack.queued"]
+    assert [(a.subject, a.detail["method"]) for a in queued] == [("rb-1", "chat_postMessage")] * 2
 
     assert await drain(store, fake_slack) is None
     assert posted(fake_slack) == ["first", "second", "third"]
