@@ -30,20 +30,30 @@ class DeliveryNotes:
         self.store = store
         self.every = every
         self.pending: set[str] = set()
+        self._unwritten: set[str] = set()  # pending ones and those being written
         self._writer: asyncio.Task[None] | None = None
+        self._writing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    def knows(self, key: str) -> bool:
+        return key in self._unwritten
 
     def add(self, key: str) -> None:
         self.pending.add(key)
+        self._unwritten.add(key)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_soon())
+            self._writing.add(self._writer)
+            self._writer.add_done_callback(self._writing.discard)
 
     async def _write_soon(self) -> None:
         await asyncio.sleep(self.every)
-        keys, self.pending, self._writer = list(self.pending), set(), None
+        keys, self.pending, self._writer = self.pending, set(), None
         try:
-            await self.store.note(keys, SEEN_FOR)
+            await self.store.note(list(keys), SEEN_FOR)
         except Exception as exc:  # a retry may then run twice; the store's CAS still guards
             log.warning("could not note %d deliveries: %s", len(keys), exc)
+        finally:
+            self._unwritten -= keys
 
 
 def make_dedupe(store: Store) -> Any:
@@ -52,7 +62,7 @@ def make_dedupe(store: Store) -> Any:
     async def dedupe(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> Any:
         key = delivery_key(req)
         if req.headers.get("x-slack-retry-num"):
-            if key in notes.pending or not await store.remember(key, SEEN_FOR):
+            if notes.knows(key) or not await store.remember(key, SEEN_FOR):
                 return BoltResponse(status=200, body="")
             return await next()
         notes.add(key)
