@@ -33,10 +33,12 @@ def data_of(record: Record) -> RollbackData:
     return RollbackData.model_validate(record.data)
 
 
+def audit_entry(actor: str, action: str, subject: str, **detail: Any) -> AuditEntry:
+    return AuditEntry(at=now(), actor=actor, action=action, subject=subject, detail=detail)
+
+
 async def audit(store: Store, actor: str, action: str, subject: str, **detail: Any) -> None:
-    await store.audit(
-        AuditEntry(at=now(), actor=actor, action=action, subject=subject, detail=detail)
-    )
+    await store.audit(audit_entry(actor, action, subject, **detail))
 
 
 async def create(store: Store, rollback_id: str, data: RollbackData) -> Record:
@@ -49,10 +51,7 @@ async def create(store: Store, rollback_id: str, data: RollbackData) -> Record:
         created_at=t,
         updated_at=t,
     )
-    if not await store.create(record):
-        raise RuntimeError(f"rollback id {rollback_id} already exists")
-    await audit(
-        store,
+    requested = audit_entry(
         data.requester,
         "rollback.requested",
         rollback_id,
@@ -60,6 +59,8 @@ async def create(store: Store, rollback_id: str, data: RollbackData) -> Record:
         ref=data.ref,
         reason=data.reason,
     )
+    if not await store.create(record, requested):
+        raise RuntimeError(f"rollback id {rollback_id} already exists")
     return record
 
 
@@ -71,17 +72,11 @@ async def move(
     actor: str,
     **patch: Any,
 ) -> Record | None:
-    """Compare-and-set the state; audit only the transition that won."""
-    record = await store.transition(rollback_id, {s.value for s in from_states}, to.value, patch)
-    if record is not None:
-        await audit(
-            store,
-            actor,
-            f"rollback.{to.value}",
-            rollback_id,
-            **{k: v for k, v in patch.items() if k in ("approver", "error", "reason")},
-        )
-    return record
+    """Compare-and-set the state; only the transition that won is audited, in the same write."""
+    detail = {k: v for k, v in patch.items() if k in ("approver", "error", "reason")}
+    entry = audit_entry(actor, f"rollback.{to.value}", rollback_id, **detail)
+    states = {s.value for s in from_states}
+    return await store.transition(rollback_id, states, to.value, patch, entry)
 
 
 async def active_for_target(store: Store, target: str) -> Record | None:

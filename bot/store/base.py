@@ -93,8 +93,9 @@ class Store(abc.ABC):
 
     # -- records
     @abc.abstractmethod
-    async def create(self, record: Record) -> bool:
-        """Insert; False (and nothing written) if the id exists."""
+    async def create(self, record: Record, audit: AuditEntry | None = None) -> bool:
+        """Insert (with `audit` appended to the audit log in the same write); False, and
+        nothing written, if the id exists."""
 
     @abc.abstractmethod
     async def get(self, record_id: str) -> Record | None: ...
@@ -105,17 +106,20 @@ class Store(abc.ABC):
         from_states: set[str] | frozenset[str],
         to_state: str,
         patch: dict[str, Any] | None = None,
+        audit: AuditEntry | None = None,
     ) -> Record | None:
         """Compare-and-set: move to `to_state` only if the state is one of `from_states`.
 
-        `patch` is merged into `data` (top-level keys) in the same atomic step.
-        Returns the new record, or None if the record is missing or in another state.
+        `patch` is merged into `data` (top-level keys) and `audit` appended to the audit log
+        in the same atomic step, so a crash cannot leave a change without its audit entry.
+        Returns the new record, or None (and nothing written) if the record is missing or in
+        another state.
         """
-        return await self._change(record_id, from_states, to_state, patch or {})
+        return await self._change(record_id, from_states, to_state, patch or {}, audit)
 
     async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
         """Merge `patch` into data without touching the state."""
-        return await self._change(record_id, None, None, patch)
+        return await self._change(record_id, None, None, patch, None)
 
     @abc.abstractmethod
     async def _change(
@@ -124,9 +128,10 @@ class Store(abc.ABC):
         from_states: set[str] | frozenset[str] | None,
         to_state: str | None,
         patch: dict[str, Any],
+        audit: AuditEntry | None,
     ) -> Record | None:
-        """One atomic read-check-write of a record: the state is checked only when
-        `from_states` is given and changed only when `to_state` is."""
+        """One atomic read-check-write of a record (and its audit entry, if any): the state is
+        checked only when `from_states` is given and changed only when `to_state` is."""
 
     @abc.abstractmethod
     async def list_records(

@@ -62,19 +62,21 @@ local function render(parts_key)
 end
 """
 
-# KEYS: rec, parts, kind index   ARGV: head, state, version, updated_at, created_at, id, k, v...
+# KEYS: rec, parts, kind index[, audit]
+# ARGV: head, state, version, updated_at, created_at, id, k, v...[, audit]
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[2], 'head', ARGV[1], 'state', ARGV[2], 'version', ARGV[3],
   'updated_at', ARGV[4])
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 7, last_own_arg(3), 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('SET', KEYS[1], render(KEYS[2]))
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
+append_carried_audit(3)
 return 1
 """
 
-# KEYS: rec, parts
-# ARGV: to_state ('' keeps it), updated_at, n (-1: any state), n allowed states, k, v...
+# KEYS: rec, parts[, audit]
+# ARGV: to_state ('' keeps it), updated_at, n (-1: any state), n allowed states, k, v...[, audit]
 CHANGE = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return false end
 local n = tonumber(ARGV[3])
@@ -86,12 +88,15 @@ if n >= 0 then
   end
   if not allowed then return false end
 end
-for i = 4 + math.max(n, 0), #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 4 + math.max(n, 0), last_own_arg(2), 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'state', ARGV[1]) end
 redis.call('HINCRBY', KEYS[2], 'version', 1)
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
 local text = render(KEYS[2])
 redis.call('SET', KEYS[1], text)
+append_carried_audit(2)
 return text
 """
 
@@ -114,6 +119,8 @@ return 0
 """
 
 # keys: counter, entries hash, time index, subject index   text: entry JSON minus '{'
+# A change may carry its audit entry, written in the same script: then its four keys follow the
+# script's own `base` keys (before the resend memo) and its text and time are the last two args.
 APPEND_AUDIT = """
 local function append_audit(counter, entries, by_time, by_subject, text, at)
   local seq = redis.call('INCR', counter)
@@ -121,6 +128,17 @@ local function append_audit(counter, entries, by_time, by_subject, text, at)
   redis.call('ZADD', by_time, at, seq)
   redis.call('ZADD', by_subject, at, seq)
   return seq
+end
+local function carries_audit(base) return #KEYS > base + 1 end
+local function last_own_arg(base)
+  if carries_audit(base) then return #ARGV - 2 end
+  return #ARGV
+end
+local function append_carried_audit(base)
+  if carries_audit(base) then
+    append_audit(KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4],
+      ARGV[#ARGV - 1], ARGV[#ARGV])
+  end
 end
 """
 
@@ -179,14 +197,12 @@ return existed
 """
 
 # An outbox queue is a sorted set scored by sequence number; a set names the non-empty queues.
-# An audit entry written with it (four more keys and two more args) is part of the same write.
-# KEYS: counter, queue, queues[, the four audit keys]
-# ARGV: entry JSON minus '{', queue name[, audit entry JSON minus '{', at]
+# KEYS: counter, queue, queues[, audit]   ARGV: entry JSON minus '{', queue name[, audit]
 OUTBOX_PUT = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, '{"seq":' .. seq .. ',' .. ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[2])
-if ARGV[3] then append_audit(KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[3], ARGV[4]) end
+append_carried_audit(3)
 return seq
 """
 
@@ -278,8 +294,8 @@ class RedisStore(Store):
         )
         client = aioredis.Redis(connection_pool=pool)
         scripts = {
-            "create": _once(CREATE, RENDER),
-            "change": _once(CHANGE, RENDER),
+            "create": _once(CREATE, RENDER, APPEND_AUDIT),
+            "change": _once(CHANGE, RENDER, APPEND_AUDIT),
             "acquire": _once(ACQUIRE),
             "release": _once(RELEASE),
             "audit": _once(AUDIT, APPEND_AUDIT),
@@ -326,7 +342,7 @@ class RedisStore(Store):
     def _record_keys(self, record_id: str) -> list[str]:
         return [self._key("rec", record_id), self._key("rec-parts", record_id)]
 
-    async def create(self, record: Record) -> bool:
+    async def create(self, record: Record, audit: AuditEntry | None = None) -> bool:
         head = (
             f'{{"id":{json.dumps(record.id)},"kind":{json.dumps(record.kind)},'
             f'"created_at":{_num(record.created_at)}'
@@ -341,7 +357,7 @@ class RedisStore(Store):
             *_data_args(record.data),
         ]
         keys = [*self._record_keys(record.id), self._key("kind", record.kind)]
-        return bool(await self._run("create", keys, args))
+        return bool(await self._run("create", *self._carrying(audit, keys, args)))
 
     async def get(self, record_id: str) -> Record | None:
         text = await self._r.get(self._key("rec", record_id))
@@ -353,6 +369,7 @@ class RedisStore(Store):
         from_states: set[str] | frozenset[str] | None,
         to_state: str | None,
         patch: dict[str, Any],
+        audit: AuditEntry | None,
     ) -> Record | None:
         allowed = [] if from_states is None else [json.dumps(s) for s in from_states]
         args = [
@@ -362,7 +379,8 @@ class RedisStore(Store):
             *allowed,
             *_data_args(patch),
         ]
-        text = await self._run("change", self._record_keys(record_id), args)
+        keys = self._record_keys(record_id)
+        text = await self._run("change", *self._carrying(audit, keys, args))
         return Record.model_validate_json(text) if text else None
 
     async def _records(self, ids: list[str]) -> list[Record]:
@@ -419,6 +437,15 @@ class RedisStore(Store):
 
     async def audit(self, entry: AuditEntry) -> int:
         return int(await self._run("audit", *self._audit_keys_args(entry)))
+
+    def _carrying(
+        self, audit: AuditEntry | None, keys: list[str], args: list[Any]
+    ) -> tuple[list[str], list[Any]]:
+        """A script's keys and args with an audit entry appended for it to write too."""
+        if audit is None:
+            return keys, args
+        audit_keys, audit_args = self._audit_keys_args(audit)
+        return keys + audit_keys, args + audit_args
 
     async def audit_since(
         self, since: float = 0.0, subject: str | None = None, limit: int = 10_000
@@ -505,10 +532,7 @@ class RedisStore(Store):
             self._key("outbox-queues"),
         ]
         args = [_without_brace(entry.model_dump_json(exclude={"seq"})), entry.queue]
-        if audit is not None:
-            audit_keys, audit_args = self._audit_keys_args(audit)
-            keys, args = keys + audit_keys, args + audit_args
-        return int(await self._run("outbox_put", keys, args))
+        return int(await self._run("outbox_put", *self._carrying(audit, keys, args)))
 
     async def outbox_peek(self, queue: str, limit: int = 20) -> list[OutboxEntry]:
         if limit <= 0:

@@ -183,7 +183,7 @@ class SqliteStore(Store):
             return list(await self._conn().execute_fetchall(sql, tuple(args)))
 
     # -- records
-    async def create(self, record: Record) -> bool:
+    async def create(self, record: Record, audit: AuditEntry | None = None) -> bool:
         async with self._tx() as db:
             cur = await db.execute(
                 f"INSERT OR IGNORE INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
@@ -197,7 +197,11 @@ class SqliteStore(Store):
                     record.updated_at,
                 ),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            if audit is not None:
+                await _insert_audit(db, audit)
+            return True
 
     async def get(self, record_id: str) -> Record | None:
         rows = await self._read(f"SELECT {RECORD_COLUMNS} FROM records WHERE id=?", (record_id,))
@@ -209,8 +213,9 @@ class SqliteStore(Store):
         from_states: set[str] | frozenset[str] | None,
         to_state: str | None,
         patch: dict[str, Any],
+        audit: AuditEntry | None,
     ) -> Record | None:
-        """Read, check and rewrite one record in one write transaction."""
+        """Read, check and rewrite one record (and audit it) in one write transaction."""
         async with self._tx() as db:
             rows = await db.execute_fetchall(
                 f"SELECT {RECORD_COLUMNS} FROM records WHERE id=?", (record_id,)
@@ -235,6 +240,8 @@ class SqliteStore(Store):
                     record.id,
                 ),
             )
+            if audit is not None:
+                await _insert_audit(db, audit)
             return record
 
     async def list_records(

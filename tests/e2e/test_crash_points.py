@@ -16,6 +16,7 @@ from tests.e2e.test_rollback_flow import (
     LEAD,
     REQUESTER,
     approval_value,
+    audit_actions,
     catalog,
     click,
     is_completion,
@@ -91,6 +92,16 @@ def finish(fake_slack: FakeSlackApi, db: Path, rollback_id: str) -> None:
     assert sum("ROLLBACK COMPLETE" in t for t in texts) == 1, texts
     assert sum("resumed by replica" in t for t in texts) == 1
     assert record_state(db, rollback_id) == "succeeded"
+    # every state the rollback went through is in the audit log, once
+    states = [a for _, a in audit_actions(db) if a.startswith("rollback.")]
+    assert states == [
+        "rollback.requested",
+        "rollback.awaiting_approval",
+        "rollback.approved",
+        "rollback.running",
+        "rollback.verifying",
+        "rollback.succeeded",
+    ], states
 
 
 @pytest.mark.parametrize("crash", REVISION_CRASHES, ids=lambda c: c.replace(" ", "-"))

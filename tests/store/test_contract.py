@@ -170,6 +170,31 @@ async def test_transition_refused_from_another_state_changes_nothing(store: Stor
     assert got is not None and (got.state, got.version, got.data) == ("running", 1, {})
 
 
+def said(action: str, **detail: Any) -> AuditEntry:
+    return AuditEntry(at=now(), actor="U1", action=action, subject="rb-1", detail=detail)
+
+
+async def test_a_change_and_its_audit_entry_are_written_together_or_not_at_all(
+    store: Store,
+) -> None:
+    # the data carries as many pairs as the entry's own args, and text a script could misread
+    assert await store.create(rec(a="{x}", b=[]), said("requested", why='"{{ x }}"'))
+    assert not await store.create(rec(), said("requested again"))
+    moved = await store.transition("rb-1", {"requested"}, "approved", {"c": 1}, said("approved"))
+    assert moved is not None and moved.data == {"a": "{x}", "b": [], "c": 1}
+    assert await store.transition("rb-1", {"requested"}, "rejected", {}, said("rejected")) is None
+    assert await store.transition("rb-9", {"requested"}, "rejected", {}, said("rejected")) is None
+    await store.transition("rb-1", {"approved"}, "running")  # without one, the log is left alone
+    log = await store.audit_since(subject="rb-1")
+    assert [(e.action, e.detail) for e in log] == [
+        ("requested", {"why": '"{{ x }}"'}),
+        ("approved", {}),
+    ]
+    got = await store.get("rb-1")  # the entry's args did not leak into the record
+    assert got is not None and (got.state, got.version) == ("running", 3)
+    assert got.data == {"a": "{x}", "b": [], "c": 1}
+
+
 async def test_update_data_keeps_state(store: Store) -> None:
     await store.create(rec(state="running", a=1))
     patched = await store.update_data("rb-1", {"b": {"c": []}})
