@@ -12,6 +12,7 @@ from bot.errors import ConfigError
 from bot.scheduler import JobWorker
 from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.slack import outbox
 from bot.slack.app import build_app
 from bot.web import build_web_app
 
@@ -40,6 +41,8 @@ async def _serve(
 
     jobs.register(worker, services, bolt.client)
     services.wake_jobs = worker.wake
+    if stranded := await outbox.schedule_stranded(services.store):
+        log.warning("Slack calls waiting without a drain job in %s: draining them", stranded)
     stop = asyncio.Event()
     install_signal_handlers(stop)
     worker_task = asyncio.create_task(worker.run())

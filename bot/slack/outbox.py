@@ -71,11 +71,8 @@ async def enqueue(
     detail: dict[str, Any] | None = None,
 ) -> None:
     # The drain job comes first so that a crash right after queuing cannot strand the entry
-    # (a drain of an empty queue just ends). Re-scheduling an existing one is harmless: the
-    # drainer holds the queue's lock.
-    await store.schedule(
-        Job(id=job_id(queue), kind=JOB_KIND, due_at=now() + FIRST_RETRY, payload={"queue": queue})
-    )
+    # (a drain of an empty queue just ends).
+    await _schedule_drain(store, queue)
     at = now()
     entry = OutboxEntry(at=at, queue=queue, method=method, kwargs=kwargs, subject=subject)
     detail = {"channel": queue, "method": method, **(detail or {})}
@@ -84,6 +81,21 @@ async def enqueue(
     )
     await store.outbox_put(entry, audit)
     metrics.outbox_queued.inc()
+
+
+async def schedule_stranded(store: Store) -> list[str]:
+    """Give each queue still holding calls but no drain job one (e.g. its job was cancelled by
+    hand); returns those queues. Run at start-up."""
+    stranded = [q for q in await store.outbox_queues() if await store.get_job(job_id(q)) is None]
+    for queue in stranded:
+        await _schedule_drain(store, queue)
+    return stranded
+
+
+async def _schedule_drain(store: Store, queue: str) -> None:
+    # Replacing an existing drain job is harmless: the drainer holds the queue's lock.
+    job = Job(id=job_id(queue), kind=JOB_KIND, due_at=now() + FIRST_RETRY, payload={"queue": queue})
+    await store.schedule(job)
 
 
 class OutboxDrain:

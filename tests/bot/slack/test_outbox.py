@@ -101,3 +101,22 @@ async def test_only_one_replica_drains_a_queue_at_a_time(
     job = Job(id=outbox.job_id("C1"), kind=outbox.JOB_KIND, due_at=now(), payload={"queue": "C1"})
     later = await outbox.OutboxDrain(store, client(fake_slack), lease=5)(job)
     assert later is not None and posted(fake_slack) == []
+
+
+async def test_a_queue_left_without_a_drain_job_gets_one_at_start_up(
+    store: Store, fake_slack: FakeSlackApi
+) -> None:
+    fake_slack.fail_next("chat.postMessage", 2, status=503)
+    await send(store, fake_slack, "stranded")
+    await store.cancel_job(outbox.job_id("C1"))  # say, cancelled by hand
+    kwargs = {"channel": "C2", "text": "waiting"}
+    fake_slack.fail_next("chat.postMessage", 2, status=503)
+    await outbox.call_in_order(store, client(fake_slack), "C2", "chat_postMessage", kwargs)
+    later = (await store.get_job(outbox.job_id("C2"))).due_at
+
+    assert await outbox.schedule_stranded(store) == ["C1"]
+    assert (await store.get_job(outbox.job_id("C2"))).due_at == later  # its own job untouched
+    fake_slack.heal()
+    assert await drain(store, fake_slack) is None
+    assert "stranded" in posted(fake_slack)
+    assert await outbox.schedule_stranded(store) == []
