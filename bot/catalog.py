@@ -18,8 +18,8 @@ from pydantic import (
 )
 
 from bot.errors import ConfigError, ConfigProblem, problems_from_validation
-from bot.playbook import Playbook, load_playbook
 from playbooks.base import Step
+from playbooks.loader import Playbook, load_playbook
 
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")

@@ -78,7 +78,7 @@ def _print_problems(exc: ConfigError) -> None:
 
 def check(settings) -> int:
     from bot.catalog import load_catalog
-    from bot.playbook import load_playbook, shipped_playbooks
+    from playbooks.loader import load_playbook, shipped_playbooks
 
     problems = []
     for name in shipped_playbooks():
@@ -106,8 +106,8 @@ def check(settings) -> int:
 
 async def plan_target(settings, name: str, ref: str) -> int:
     from bot.catalog import load_catalog
-    from bot.engine import plan, step_context
     from playbooks.base import StepFailed
+    from playbooks.runner import plan, step_context
 
     catalog = load_catalog(settings.rollbot_config)
     target = catalog.targets.get(name)

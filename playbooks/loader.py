@@ -13,8 +13,8 @@ from jinja2.nativetypes import NativeEnvironment
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from bot.errors import ConfigError, ConfigProblem, problems_from_validation
 from playbooks.base import STEP_TYPES, Step
+from playbooks.problems import ConfigError, ConfigProblem, problems_from_validation
 
 PARAM_TYPES: dict[str, Any] = {
     "str": str,

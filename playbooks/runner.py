@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.store.base import JournalEntry, Store, now
 from playbooks.base import AwsClients, Step, StepContext, StepFailed
+from playbooks.journal import Journal, JournalEntry
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _bounded(output: dict[str, Any]) -> dict[str, Any]:
 class PlaybookRunner:
     """Executes steps for one rollback; a second runner on the same journal resumes safely."""
 
-    def __init__(self, store: Store, rollback_id: str, progress: Progress | None = None) -> None:
+    def __init__(self, store: Journal, rollback_id: str, progress: Progress | None = None) -> None:
         self.store = store
         self.rollback_id = rollback_id
         self.progress = progress
@@ -171,7 +171,7 @@ class PlaybookRunner:
         return await step.already_done(ctx)
 
     async def _journal(self, i: int, step: Step, event: str, **kw: Any) -> None:
-        entry = JournalEntry(at=now(), step=i, step_id=step.id, event=event, **kw)
+        entry = JournalEntry(at=time.time(), step=i, step_id=step.id, event=event, **kw)
         await self.store.journal_append(self.rollback_id, entry)
 
     async def _finish(

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.catalog import Target
-from bot.engine import plan, step_context
 from bot.rollback import messaging as msg
 from bot.rollback import service
 from bot.rollback.models import (
@@ -25,6 +24,7 @@ from bot.slack import outbox
 from bot.slack.text import code, escape
 from bot.store.base import Job, Record, now
 from playbooks.base import StepFailed
+from playbooks.runner import plan, step_context
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ import secrets
 from typing import Any
 
 from bot import metrics
-from bot.engine import PlaybookRunner, RunResult, StepResult, step_context
 from bot.rollback import messaging as msg
 from bot.rollback import report, service
 from bot.rollback.flows import post, update_quietly, upload
@@ -19,6 +18,7 @@ from bot.services import Services
 from bot.slack import outbox
 from bot.slack.text import escape
 from bot.store.base import Job, now
+from playbooks.runner import PlaybookRunner, RunResult, StepResult, step_context
 
 log = logging.getLogger(__name__)
 

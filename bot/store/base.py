@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from playbooks.journal import JournalEntry
+
 
 def now() -> float:
     return time.time()
@@ -32,18 +34,6 @@ class AuditEntry(BaseModel):
     action: str
     subject: str = ""  # rollback id, target name ...
     detail: dict[str, Any] = Field(default_factory=dict)
-
-
-class JournalEntry(BaseModel):
-    """One step event of a playbook run: written before and after each step."""
-
-    seq: int = 0
-    at: float
-    step: int
-    step_id: str
-    event: str  # "start" | "end"
-    outcome: str = ""  # "ok" | "failed" | "skipped" (on "end")
-    output: dict[str, Any] = Field(default_factory=dict)
 
 
 class Job(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.playbook import load_playbook
+from playbooks.loader import load_playbook
 from playbooks.steps.alb import TAG
 from tests.playbooks.test_alb import make_listener
 from tests.testbed.aws import Aws, make_ecs_service

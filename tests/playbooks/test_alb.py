@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from bot.catalog import load_catalog
-from bot.engine import PlaybookRunner, RunResult, plan, step_context
 from bot.store.sqlite import SqliteStore
 from playbooks.base import StepContext, StepFailed
+from playbooks.runner import PlaybookRunner, RunResult, plan, step_context
 from playbooks.steps.alb import TAG, AlbMaintenanceOff, AlbMaintenanceOn
 from tests.testbed.aws import Aws
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from bot.catalog import load_catalog
-from bot.engine import PlaybookRunner, plan, step_context
 from bot.store.sqlite import SqliteStore
+from playbooks.runner import PlaybookRunner, plan, step_context
 from tests.testbed.aws import Aws, make_ecs_service, service_state
 
 CLUSTER = "sandbox-broker-cluster"

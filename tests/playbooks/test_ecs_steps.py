@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
 
-from bot.playbook import load_playbook
 from playbooks.base import STEP_TYPES, AwsClients, StepContext, StepFailed
+from playbooks.loader import load_playbook
 from playbooks.steps.ecs import (
     EcsResolveRevision,
     EcsUpdateService,

@@ -11,10 +11,10 @@ import yaml
 from pydantic import SecretStr
 
 from bot.catalog import load_catalog
-from bot.engine import PlaybookRunner, plan, step_context
 from bot.settings import Settings
 from bot.store.sqlite import SqliteStore
 from playbooks.base import StepContext, StepFailed
+from playbooks.runner import PlaybookRunner, plan, step_context
 from playbooks.steps.github import GitHubDispatchWorkflow, GitHubResolveRef
 from tests.testbed.github_api import TOKEN, FakeGitHub, sha
 

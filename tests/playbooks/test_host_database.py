@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine import plan, step_context
+from playbooks.runner import plan, step_context
 from tests.playbooks.test_host_playbooks import Host, _only, make_host, run, target
 from tests.testbed.compose_shim import compose_shim_fixture  # noqa: F401
 from tests.testbed.postgres import SUPERUSER, PostgresServer

@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 
 from bot.catalog import load_catalog
-from bot.engine import PlaybookRunner, RunResult, plan, step_context
-from bot.playbook import load_playbook, shipped_playbooks, step_types
 from bot.store.base import JournalEntry, now
 from bot.store.sqlite import SqliteStore
+from playbooks.loader import load_playbook, shipped_playbooks, step_types
+from playbooks.runner import PlaybookRunner, RunResult, plan, step_context
 from playbooks.steps import alb, compose, files, git, github, rds, shell  # noqa: F401  (types)
 from playbooks.steps import nginx as nginx_steps  # noqa: F401
 from tests.testbed.compose_shim import ComposeShim, compose_shim_fixture  # noqa: F401

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from bot.catalog import load_catalog
-from bot.engine import PlaybookRunner, plan, step_context
 from bot.store.sqlite import SqliteStore
 from playbooks.base import StepContext, StepFailed
+from playbooks.runner import PlaybookRunner, plan, step_context
 from playbooks.steps.rds import RdsListSnapshots, RdsRestoreSnapshot, RdsWaitAvailable
 from tests.testbed.aws import Aws
 

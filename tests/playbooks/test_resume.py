@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.engine import PlaybookRunner, resolve_uses, step_context
 from bot.store.base import JournalEntry, now
 from bot.store.sqlite import SqliteStore
+from playbooks.runner import PlaybookRunner, resolve_uses, step_context
 from tests.playbooks.test_ecs_playbooks import CLUSTER, target
 from tests.testbed.aws import Aws, make_ecs_service, service_state
 
