@@ -1,4 +1,21 @@
-"""Step base class, run context and registry: playbook files are data, steps are code."""
+"""The step contract: the step base classes, the run context and the registry of step types.
+
+Playbook files are data, steps are code. A new step derives from one of three base classes:
+
+- `Step`: a step that only looks (a health check, a lookup, a listing). It may run at any time,
+  also while planning when it `resolves` a value later steps use.
+- `ChangeStep`: a step that changes the world. The runner journals it before and after, a
+  playbook with a `dangerous` one needs a second confirmation, and after a crash half-way it is
+  resumed only if it can tell: it implements `already_done()` (real state shows the effect) or
+  declares itself `repeatable` (running it again is harmless); otherwise a person must look.
+- `AwsStep` (in playbooks.steps.aws_call): a step on one AWS service through the shared clients.
+
+A step that runs commands on a host adds the `HostCommands` fields and helpers
+(playbooks.steps.executor) to one of these. Each step declares what it needs: `needs_env`
+names the environment variables its child processes need from the bot's own environment.
+
+Every subclass whose `type` is a Literal is registered under that name when its class is
+created; importing the playbooks.steps package imports every step module."""
 
 from __future__ import annotations
 
@@ -62,7 +79,7 @@ class StepContext:
 
 
 class Step(BaseModel):
-    """One typed playbook step. Subclasses set `type` as a Literal and implement plan/run."""
+    """A read-only playbook step. Subclasses set `type` as a Literal and implement plan/run."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -72,14 +89,25 @@ class Step(BaseModel):
     # field -> "step_id.output_key": filled in from earlier outputs just before plan/run
     use: dict[str, str] = {}
 
+    # Set by the base class chosen, never by a step: True for ChangeStep and its subclasses.
     mutating: ClassVar[bool] = False
+    # Derived for ChangeStep subclasses: a crashed run can be checked or repeated safely.
+    can_check_done: ClassVar[bool] = False
+    # Only a ChangeStep may be dangerous (data written since some point in time is lost).
     dangerous: ClassVar[bool] = False
     # A quick read-only lookup (e.g. which revision is "previous"): planning runs it for real
     # so the plan can show the exact calls of the steps that use its output.
     resolves: ClassVar[bool] = False
-    # True when already_done() really inspects the world, so a crashed step can be re-checked.
-    can_check_done: ClassVar[bool] = False
+    # Environment variables the step's child processes need from the bot's environment.
+    needs_env: ClassVar[frozenset[str]] = frozenset()
     summary: ClassVar[str] = ""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__module__ != __name__:
+            _check_declarations(cls)
+            _register(cls)
 
     def title(self) -> str:
         return self.name or self.summary or self.type
@@ -96,6 +124,18 @@ class Step(BaseModel):
         return None
 
 
+class ChangeStep(Step):
+    """A step that changes the world: journaled, may be `dangerous`, and says how to resume.
+
+    Implement `already_done()` to look at real state after a crash, or set `repeatable` when
+    running the step again is harmless (compose converges, a reload reloads, a restore in one
+    transaction restores the same archive). With neither, an interrupted run waits for a person.
+    """
+
+    mutating: ClassVar[bool] = True
+    repeatable: ClassVar[bool] = False
+
+
 async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a blocking call (boto3, subprocess) without blocking the event loop."""
     return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
@@ -104,9 +144,25 @@ async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 STEP_TYPES: dict[str, type[Step]] = {}
 
 
-def register_step(cls: type[Step]) -> type[Step]:
+def _check_declarations(cls: type[Step]) -> None:
+    """What the base class decides stays decided by it."""
+    for name in ("mutating", "can_check_done"):
+        if name in vars(cls):
+            raise TypeError(f"{cls.__name__} sets {name}: derive from Step or ChangeStep instead")
+    if not issubclass(cls, ChangeStep):
+        if cls.dangerous:
+            raise TypeError(f"{cls.__name__} is dangerous but does not derive from ChangeStep")
+        return
+    checks = cls.already_done is not Step.already_done
+    cls.can_check_done = checks or cls.repeatable
+
+
+def _register(cls: type[Step]) -> None:
+    """A class with a Literal default for `type` is a step type; others are shared bases."""
     name = cls.model_fields["type"].default
     if not isinstance(name, str) or not name:
-        raise TypeError(f"{cls.__name__} needs a Literal default for `type`")
+        return
+    known = STEP_TYPES.get(name)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise TypeError(f"step type {name!r} is taken by {known.__name__}")
     STEP_TYPES[name] = cls
-    return cls

@@ -1,16 +1,8 @@
-"""Step implementations; importing this package registers every step type."""
+"""Step implementations. Importing this package imports every module in it once, and each
+step class registers itself (see playbooks.base) as its class is created."""
 
-from playbooks.steps import (  # noqa: F401
-    alb,
-    compose,
-    ecs,
-    ecs_taskdef,
-    files,
-    git,
-    github,
-    http,
-    nginx,
-    postgres,
-    rds,
-    shell,
-)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from playbooks.base import StepContext, StepFailed, register_step
+from playbooks.base import ChangeStep, StepContext, StepFailed
 from playbooks.steps.aws_call import AwsStep
 
 # The saved target group, for an "off" run that has no output of the "on" run to `use`.
@@ -77,8 +77,7 @@ class _AlbStep(AwsStep):
         await self.call(ctx, "modify_listener", ListenerArn=self.arn(ctx), DefaultActions=actions)
 
 
-@register_step
-class AlbMaintenanceOn(_AlbStep):
+class AlbMaintenanceOn(_AlbStep, ChangeStep):
     """Save the listener's default actions, then answer every request with a fixed 503."""
 
     type: Literal["alb.maintenance_on"] = "alb.maintenance_on"
@@ -88,8 +87,6 @@ class AlbMaintenanceOn(_AlbStep):
     ] = "text/plain"
     message: str = Field(default=DEFAULT_MESSAGE, max_length=1024)
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Turn maintenance mode on (fixed 503 at the load balancer)"
 
     def page(self) -> list[dict[str, Any]]:
@@ -173,8 +170,7 @@ class AlbMaintenanceOn(_AlbStep):
         return {**out, "resumed": True}
 
 
-@register_step
-class AlbMaintenanceOff(_AlbStep):
+class AlbMaintenanceOff(_AlbStep, ChangeStep):
     """Forward to the application again: the actions saved by maintenance_on (`use:`), else
     restore_target_group_arn, else the target group kept in the listener's tag."""
 
@@ -184,8 +180,6 @@ class AlbMaintenanceOff(_AlbStep):
     )
     restore_target_group_arn: str | None = None  # default: the target's restore_target_group_arn
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Turn maintenance mode off (forward to the application)"
 
     def _given(self, ctx: StepContext) -> list[dict[str, Any]] | str | None:

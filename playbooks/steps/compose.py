@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from playbooks.base import StepContext, StepFailed, register_step
-from playbooks.steps.executor import HostStep
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed
+from playbooks.steps.executor import COMPOSE_ENV, HOST_ENV, HostCommands
 
 DEFAULT_COMMAND = ("docker", "compose")
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -58,7 +58,7 @@ def compose_exec(ctx: StepContext, service: str, argv: Sequence[str]) -> list[st
     return [*compose_base(ctx), "exec", "-T", check_service(service), *argv]
 
 
-class ComposeStep(HostStep):
+class ComposeStep(HostCommands, Step):
     """One `docker compose` command in the target's app directory."""
 
     project: str | None = None  # default: the target's compose_project
@@ -68,10 +68,10 @@ class ComposeStep(HostStep):
     env: dict[str, str] = {}  # e.g. {API_TAG: v1} for a compose file that interpolates it
     timeout: float = Field(default=600.0, gt=0)
 
-    mutating: ClassVar[bool] = True
-    # Compose converges on the state it is asked for: after a crash the command is simply
-    # run again, which is what already_done() returning None asks the engine to do.
-    can_check_done: ClassVar[bool] = True
+    # Compose converges on the state it is asked for: after a crash a change is simply run
+    # again.
+    repeatable: ClassVar[bool] = True
+    needs_env: ClassVar[frozenset[str]] = HOST_ENV | COMPOSE_ENV
     verb: ClassVar[str] = ""
 
     # declared here for every subclass that has a `services` list
@@ -109,15 +109,11 @@ class ComposeStep(HostStep):
             raise self.failed(f"{self.title()} failed", result)
         return {**result.journal(), "services": self.names()}
 
-    async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
-        return None
 
-
-class _Services(ComposeStep):
+class _Services(ComposeStep, ChangeStep):
     services: list[str] = Field(min_length=1)
 
 
-@register_step
 class ComposeStop(_Services):
     """`docker compose stop SERVICE...` (runbook 004: stop the ASGI containers)."""
 
@@ -132,7 +128,6 @@ class ComposeStop(_Services):
         return ["stop", *wait, *self.services]
 
 
-@register_step
 class ComposeStart(_Services):
     """`docker compose start SERVICE...`: start existing, stopped containers."""
 
@@ -145,7 +140,6 @@ class ComposeStart(_Services):
         return ["start", *self.services]
 
 
-@register_step
 class ComposeRestart(_Services):
     """`docker compose restart SERVICE...` (runbook 004 phase 4, after the migrations)."""
 
@@ -158,8 +152,7 @@ class ComposeRestart(_Services):
         return ["restart", *self.services]
 
 
-@register_step
-class ComposeUp(ComposeStep):
+class ComposeUp(ComposeStep, ChangeStep):
     """`docker compose up -d [--no-deps] [--build] [--scale S=N] [SERVICE...]`; always detached,
     since an attached `up` never returns."""
 
@@ -190,8 +183,7 @@ class ComposeUp(ComposeStep):
         return [*argv, *self.services]
 
 
-@register_step
-class ComposeScale(ComposeStep):
+class ComposeScale(ComposeStep, ChangeStep):
     """Run SERVICE with N containers: `up -d --no-deps --scale S=N S`.
 
     The runbook's `docker-compose up -d --scale backend-wsgi=4` names no service, so it also
@@ -223,8 +215,7 @@ class ComposeScale(ComposeStep):
         return {**await super().run(ctx), "replicas": self.replicas}
 
 
-@register_step
-class ComposeBuild(ComposeStep):
+class ComposeBuild(ComposeStep, ChangeStep):
     """`docker compose build [SERVICE...]` after a checkout (runbook 004 phase 3)."""
 
     type: Literal["compose.build"] = "compose.build"
@@ -241,12 +232,9 @@ class ComposeBuild(ComposeStep):
 
 
 class _ReadOnly(ComposeStep):
-    mutating: ClassVar[bool] = False
-    can_check_done: ClassVar[bool] = False
     timeout: float = Field(default=60.0, gt=0)
 
 
-@register_step
 class ComposePs(_ReadOnly):
     """`docker compose ps [SERVICE...]`: which containers run, for the journal."""
 
@@ -260,7 +248,6 @@ class ComposePs(_ReadOnly):
         return ["ps", *self.services]
 
 
-@register_step
 class ComposeLogs(_ReadOnly):
     """`docker compose logs --tail N SERVICE...` (runbook 004: check the error logs)."""
 

@@ -15,7 +15,7 @@ from botocore.exceptions import (
 )
 from pydantic import Field
 
-from playbooks.base import StepContext, StepFailed, in_thread, register_step
+from playbooks.base import ChangeStep, StepContext, StepFailed, in_thread
 from playbooks.steps.ecs_taskdef import _EcsStep
 
 PREVIOUS = ("previous", "prev", "")
@@ -154,7 +154,6 @@ def _images(taskdef: dict[str, Any]) -> list[str]:
     return [c.get("image", "") for c in taskdef.get("containerDefinitions", [])]
 
 
-@register_step
 class EcsResolveRevision(_ServiceStep):
     """Which revision to roll back to: `previous`, a revision number, family:revision or an ARN."""
 
@@ -289,15 +288,12 @@ def _shown(revisions: list[int]) -> str:
     return more + ", ".join(map(str, newest))
 
 
-@register_step
-class EcsUpdateService(_ServiceStep):
+class EcsUpdateService(_ServiceStep, ChangeStep):
     """Deploy a task definition (runbook: aws ecs update-service --force-new-deployment)."""
 
     type: Literal["ecs.update_service"] = "ecs.update_service"
     task_definition: str | None = None
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Update the service to the target revision"
 
     def _target(self) -> str:
@@ -349,7 +345,6 @@ class EcsUpdateService(_ServiceStep):
         }
 
 
-@register_step
 class EcsWaitStable(_ServiceStep):
     """Wait until the rollout is over: one PRIMARY deployment on the target, running == desired,
     rollout COMPLETED (when ECS reports a rollout state)."""

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from playbooks.base import Step, StepContext, StepFailed, in_thread, register_step
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed, in_thread
 
 # Fields describe_task_definition returns that register_task_definition refuses.
 READ_ONLY = (
@@ -59,8 +59,7 @@ class _EcsStep(Step):
         return live[0]
 
 
-@register_step
-class EcsRegisterRevision(_EcsStep):
+class EcsRegisterRevision(_EcsStep, ChangeStep):
     """New revision of the service's task definition with the image or environment changed."""
 
     type: Literal["ecs.register_revision"] = "ecs.register_revision"
@@ -70,8 +69,6 @@ class EcsRegisterRevision(_EcsStep):
     environment_from: str | None = None  # a task definition whose environment to restore
     base_task_definition: str | None = None  # default: what the service runs now
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Register a task-definition revision"
 
     async def _base(self, ctx: StepContext) -> dict[str, Any]:
@@ -186,15 +183,12 @@ def _shown_env(env: list[dict[str, str]]) -> str:
     return "[" + ", ".join(shown) + "]"
 
 
-@register_step
-class EcsScaleService(_EcsStep):
+class EcsScaleService(_EcsStep, ChangeStep):
     """Set a service's desired count: stop it (0), or bring it back (runbooks 000, 001)."""
 
     type: Literal["ecs.scale"] = "ecs.scale"
     desired_count: int
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Scale the service"
 
     def title(self) -> str:

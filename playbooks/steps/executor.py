@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from playbooks.base import Step, StepContext, StepFailed
+from playbooks.base import StepContext, StepFailed
 from playbooks.steps.ecs_taskdef import SECRET_NAME
 
 # What one stream keeps in memory: its beginning and its end, where the errors are.
@@ -305,13 +305,26 @@ def shown_env(env: Mapping[str, str]) -> str:
     )
 
 
-class HostStep(Step):
-    """A step that runs commands through an executor, on this machine unless told otherwise."""
+# What every command needs from the bot's environment to find programs and speak its locale.
+HOST_ENV = frozenset({"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+# What `docker compose` (or podman's) needs to find its engine and credentials.
+COMPOSE_ENV = frozenset(
+    {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"}
+    | {"XDG_RUNTIME_DIR"}
+)
+
+
+class HostCommands(BaseModel):
+    """What a step adds to Step or ChangeStep to run commands through an executor, on this
+    machine unless told otherwise: the `executor` and `timeout` fields and the helpers."""
+
+    model_config = ConfigDict(extra="forbid")
 
     executor: str = "local"
     timeout: float = Field(default=120.0, gt=0)  # seconds for each command
 
     summary: ClassVar[str] = "Run a command"
+    needs_env: ClassVar[frozenset[str]] = HOST_ENV
 
     def workdir(self, ctx: StepContext) -> str | None:
         """Where commands run; subclasses default it to a target parameter."""
@@ -347,7 +360,7 @@ class HostStep(Step):
                 input=input,
             )
         except ValueError as exc:
-            raise StepFailed(f"{self.type}: {exc}") from None
+            raise StepFailed(f"{getattr(self, 'type', 'command')}: {exc}") from None
 
     def failed(self, what: str, result: CommandResult) -> StepFailed:
         if result.timed_out:

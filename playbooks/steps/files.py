@@ -8,13 +8,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from playbooks.base import StepContext, StepFailed, register_step
-from playbooks.steps.executor import HostStep
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed
+from playbooks.steps.executor import HostCommands
 
 REPLACED_SUFFIX = ".before-rollback"
 
 
-class FileStep(HostStep):
+class _FileStep(HostCommands, Step):
     """Shared file operations; relative paths are taken from the target's app_dir."""
 
     cwd: str | None = None
@@ -46,12 +46,10 @@ class FileStep(HostStep):
         await self.must(ctx, f"copying {src} to {dst}", ["cp", *flags, "--", src, dst])
 
 
-class _Backup(FileStep):
+class _Backup(_FileStep, ChangeStep):
     overwrite: bool = False  # replace an existing, different backup
     missing_ok: bool = False  # nothing to back up is not an error (an optional .env)
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Back a file up"
 
     def paths(self, ctx: StepContext) -> tuple[str, str]:
@@ -96,11 +94,9 @@ class _Backup(FileStep):
         return None
 
 
-class _Restore(FileStep):
+class _Restore(_FileStep, ChangeStep):
     keep_replaced: bool = True  # keep the replaced file as PATH.before-rollback for later study
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Put a backup back"
 
     def paths(self, ctx: StepContext) -> tuple[str, str]:
@@ -138,7 +134,6 @@ class _Restore(FileStep):
         return None
 
 
-@register_step
 class FileBackup(_Backup):
     """Copy a file to its backup (runbook 004: docker-compose.yml.backup, .env.backup)."""
 
@@ -153,7 +148,6 @@ class FileBackup(_Backup):
         return self.name or f"Back up {self.path}"
 
 
-@register_step
 class FileRestore(_Restore):
     """Copy a backup over the file it was taken from."""
 
@@ -168,16 +162,13 @@ class FileRestore(_Restore):
         return self.name or f"Restore {self.path}"
 
 
-@register_step
-class FileWrite(FileStep):
+class FileWrite(_FileStep, ChangeStep):
     """Write text to a file, e.g. the commit recorded before a deployment."""
 
     type: Literal["file.write"] = "file.write"
     path: str
     content: str | None = None  # often `use: {content: commit.commit}`
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Write a file"
 
     def _data(self) -> bytes:
@@ -204,16 +195,13 @@ class FileWrite(FileStep):
         return None
 
 
-@register_step
-class LockTouch(FileStep):
+class LockTouch(_FileStep, ChangeStep):
     """Runbook 004 phase 1, `touch /tmp/deployment.lock`: deploy scripts that honour the lock
     stop deploying. An existing lock is kept as it is; nothing here removes it."""
 
     type: Literal["lock.touch"] = "lock.touch"
     path: str | None = None  # default: the target's lock_file, else /tmp/deployment.lock
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Prevent new deployments (lock file)"
 
     def lock(self, ctx: StepContext) -> str:

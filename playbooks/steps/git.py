@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from playbooks.base import StepContext, StepFailed, register_step
-from playbooks.steps.executor import HostStep
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed
+from playbooks.steps.executor import HOST_ENV, HostCommands
 
 PREVIOUS = ("previous", "prev", "")
 STABLE_TAG = "last-stable-release"
@@ -29,9 +29,12 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-class _GitStep(HostStep):
+class _GitStep(HostCommands, Step):
     repo: str | None = None  # default: the target's app_dir
     timeout: float = Field(default=120.0, gt=0)
+
+    # an ssh remote needs the agent or the operator's ssh command
+    needs_env: ClassVar[frozenset[str]] = HOST_ENV | {"SSH_AUTH_SOCK", "GIT_SSH_COMMAND"}
 
     def workdir(self, ctx: StepContext) -> str | None:
         repo = self.repo or ctx.param("app_dir")
@@ -75,7 +78,6 @@ class _GitStep(HostStep):
         return commit
 
 
-@register_step
 class GitRecordCurrent(_GitStep):
     """`git rev-parse HEAD`: the commit running now, for the journal and later rollbacks."""
 
@@ -98,7 +100,6 @@ class GitRecordCurrent(_GitStep):
         }
 
 
-@register_step
 class GitResolveRef(_GitStep):
     """Which commit a rollback goes to: the requested ref, or for `previous` the commit
     recorded before the deployment (recorded_file) and else the last-stable-release tag."""
@@ -161,8 +162,7 @@ class GitResolveRef(_GitStep):
         return stable, "the stable tag"
 
 
-@register_step
-class GitCheckout(_GitStep):
+class GitCheckout(_GitStep, ChangeStep):
     """`git checkout REF` of runbook 004 phase 3, refusing a working tree with local edits
     (git would silently carry them over) unless `force`, which stashes them first."""
 
@@ -170,8 +170,6 @@ class GitCheckout(_GitStep):
     ref: str | None = None  # a commit, tag or branch; default: the requested ref
     force: bool = False
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Check out the code to roll back to"
 
     def _ref(self, ctx: StepContext) -> str:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import Field
 
-from playbooks.base import Step, StepContext, StepFailed, register_step
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed
 from playbooks.steps.git import GIT_REF, PREVIOUS
 
 DEFAULT_API = "https://api.github.com"
@@ -150,7 +150,6 @@ def _workflow(ctx: StepContext, own: str | None, param: str, default: str) -> st
     return str(name)
 
 
-@register_step
 class GitHubResolveRef(_GitHubStep):
     """What to roll back to: the requested commit or tag, checked to exist; for `previous`,
     the commit of the newest successful deploy run before the one now live (runbook 002
@@ -224,8 +223,7 @@ class GitHubResolveRef(_GitHubStep):
         }
 
 
-@register_step
-class GitHubDispatchWorkflow(_GitHubStep):
+class GitHubDispatchWorkflow(_GitHubStep, ChangeStep):
     """POST .../actions/workflows/{workflow}/dispatches with the rollback inputs, then find the
     run it started and follow it until it concludes; anything but success fails the step."""
 
@@ -239,7 +237,6 @@ class GitHubDispatchWorkflow(_GitHubStep):
     timeout: float | None = Field(default=None, gt=0)  # default: the target's poll_timeout
     find_timeout: float = Field(default=90.0, gt=0)  # for the new run to show up in the list
 
-    mutating: ClassVar[bool] = True
     summary: ClassVar[str] = "Run the rollback workflow in GitHub Actions"
 
     def _inputs(self) -> dict[str, str]:

@@ -9,12 +9,11 @@ from typing import Any, ClassVar, Literal
 import aiohttp
 from pydantic import Field
 
-from playbooks.base import Step, StepContext, StepFailed, register_step
+from playbooks.base import Step, StepContext, StepFailed
 
 BODY_EXCERPT = 200  # characters of a failing answer kept for the people reading the failure
 
 
-@register_step
 class HttpCheck(Step):
     """GET each URL until it answers as expected, or fail after `attempts` tries."""
 

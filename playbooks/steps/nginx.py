@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from playbooks.base import StepContext, StepFailed, register_step
-from playbooks.steps.executor import CommandResult, HostStep
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed
+from playbooks.steps.executor import CommandResult, HostCommands
 from playbooks.steps.files import _Backup, _Restore
 
 BACKUP_SUFFIX = ".pre-deploy.bak"
@@ -35,7 +35,6 @@ def rejection(result: CommandResult) -> str:
     return " | ".join(severe) or result.reason()
 
 
-@register_step
 class NginxBackup(_Backup):
     """`cp nginx.conf nginx.conf.pre-hybrid.bak` before a deployment; an existing, different
     backup is never overwritten unless asked."""
@@ -50,7 +49,6 @@ class NginxBackup(_Backup):
         return conf_paths(ctx, self.conf, self.backup)
 
 
-@register_step
 class NginxRestore(_Restore):
     """`cp nginx.conf.pre-hybrid.bak nginx.conf`; nothing to do when they are identical."""
 
@@ -64,7 +62,7 @@ class NginxRestore(_Restore):
         return conf_paths(ctx, self.conf, self.backup)
 
 
-class _NginxStep(HostStep):
+class _NginxStep(HostCommands, Step):
     command: list[str] | None = None  # default: the target's nginx_command, else [nginx]
     timeout: float = Field(default=30.0, gt=0)
 
@@ -75,7 +73,6 @@ class _NginxStep(HostStep):
         return await self.exec(ctx, self.argv(ctx, "-t"))
 
 
-@register_step
 class NginxTest(_NginxStep):
     """`nginx -t`: fails with nginx's [emerg] line when the configuration is refused."""
 
@@ -95,16 +92,14 @@ class NginxTest(_NginxStep):
         return {"test": "passed", "output": result.stderr.strip()}
 
 
-@register_step
-class NginxReload(_NginxStep):
+class NginxReload(_NginxStep, ChangeStep):
     """`nginx -t && nginx -s reload`. A refused configuration stops the step before any
     signal is sent, so the running nginx keeps its current configuration."""
 
     type: Literal["nginx.reload"] = "nginx.reload"
 
-    mutating: ClassVar[bool] = True
     # a second reload of the same configuration changes nothing: after a crash, just reload
-    can_check_done: ClassVar[bool] = True
+    repeatable: ClassVar[bool] = True
     summary: ClassVar[str] = "Test and reload nginx"
 
     async def plan(self, ctx: StepContext) -> list[str]:
@@ -128,6 +123,3 @@ class NginxReload(_NginxStep):
                 {**reload.journal(), "test": "passed"},
             )
         return {"test": "passed", "reloaded": True, "command": reload.command}
-
-    async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
-        return None

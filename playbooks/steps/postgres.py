@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from playbooks.base import StepContext, register_step
+from playbooks.base import ChangeStep, Step, StepContext
 from playbooks.steps.compose import check_service, compose_exec
-from playbooks.steps.executor import HostStep
+from playbooks.steps.executor import COMPOSE_ENV, HOST_ENV, HostCommands
 
 # Database and role names as written on a command line: never a leading "-" (an option).
 PG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$")
@@ -18,7 +18,7 @@ PG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$")
 ARCHIVE_PATH = re.compile(r"^/(?!.*\.\.)[A-Za-z0-9._/@+-]{1,400}$")
 
 
-class ArchiveStep(HostStep):
+class _ArchiveStep(HostCommands, Step):
     """PostgreSQL client tools on one dump file, inside `compose_service` when it is set
     (`docker compose exec -T SERVICE ...`, as the runbook does), else on this host."""
 
@@ -29,6 +29,11 @@ class ArchiveStep(HostStep):
     # container the container's own environment applies
     env: dict[str, str] = {}
     timeout: float = Field(default=1800.0, gt=0)
+
+    # libpq's own connection variables, and compose's when the tools run in a container
+    needs_env: ClassVar[frozenset[str]] = (
+        HOST_ENV | COMPOSE_ENV | {"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGPASSFILE"}
+    )
 
     @field_validator("archive")
     @classmethod
@@ -66,7 +71,7 @@ class ArchiveStep(HostStep):
         return {**out, "archive": self.archive, "entries": len(entries)}
 
 
-class DatabaseStep(ArchiveStep):
+class _DatabaseStep(_ArchiveStep):
     """An archive step that also connects to a database."""
 
     database: str
@@ -89,8 +94,7 @@ class DatabaseStep(ArchiveStep):
         return argv
 
 
-@register_step
-class PostgresCheckArchive(ArchiveStep):
+class PostgresCheckArchive(_ArchiveStep):
     """Read a dump's table of contents before anything is stopped or restored: a missing or
     unreadable archive ends the run while the application still serves."""
 
@@ -109,16 +113,15 @@ class PostgresCheckArchive(ArchiveStep):
         return await self.read_archive(ctx, "the database dump cannot be read")
 
 
-@register_step
-class PostgresDump(DatabaseStep):
+class PostgresDump(_DatabaseStep, ChangeStep):
     """`pg_dump --format=custom --file=ARCHIVE`: a snapshot pg_restore can put back whole
     (runbook 004's backup step 5); the archive is listed afterwards to prove it reads."""
 
     type: Literal["postgres.dump"] = "postgres.dump"
 
-    mutating: ClassVar[bool] = True  # it writes the archive
-    # a dump that died half-way is simply taken again: it overwrites the same file
-    can_check_done: ClassVar[bool] = True
+    # a change because it writes the archive; a dump that died half-way is simply taken
+    # again: it overwrites the same file
+    repeatable: ClassVar[bool] = True
     summary: ClassVar[str] = "Dump the database"
 
     def title(self) -> str:
@@ -138,18 +141,16 @@ class PostgresDump(DatabaseStep):
         return {**out, "archive": self.archive, "entries": listing["entries"]}
 
 
-@register_step
-class PostgresRestore(DatabaseStep):
+class PostgresRestore(_DatabaseStep, ChangeStep):
     """`pg_restore --clean --if-exists --single-transaction`: the database goes back to the
     archive in one transaction, so a failure or a crash half-way leaves it as it was."""
 
     type: Literal["postgres.restore"] = "postgres.restore"
 
-    mutating: ClassVar[bool] = True
     dangerous: ClassVar[bool] = True  # whatever was written since the dump is gone
     # one transaction: after a crash either nothing changed or the restore is complete, and
     # restoring the same archive again gives the same database
-    can_check_done: ClassVar[bool] = True
+    repeatable: ClassVar[bool] = True
     summary: ClassVar[str] = "Restore the database from its dump"
 
     def title(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
-from playbooks.base import StepContext, StepFailed, register_step
+from playbooks.base import ChangeStep, StepContext, StepFailed
 from playbooks.steps.aws_call import AwsStep, aws_failure
 
 LATEST = ("previous", "prev", "latest", "")
@@ -62,7 +62,6 @@ class _RdsStep(AwsStep):
         return found["DBInstances"][0]
 
 
-@register_step
 class RdsListSnapshots(_RdsStep):
     """The available snapshots of the instance, newest first; picks the requested one, or the
     newest for `previous`/`latest`."""
@@ -130,8 +129,7 @@ def _line(snapshot: dict[str, Any]) -> str:
     return f"{snapshot['DBSnapshotIdentifier']} ({snapshot.get('SnapshotType', '?')}, {created})"
 
 
-@register_step
-class RdsRestoreSnapshot(_RdsStep):
+class RdsRestoreSnapshot(_RdsStep, ChangeStep):
     """restore_db_instance_from_db_snapshot into a NEW instance, with the network settings of
     the instance in use; refuses any identifier that names an existing instance it did not
     restore itself, so the instance in use can never be the target."""
@@ -143,8 +141,6 @@ class RdsRestoreSnapshot(_RdsStep):
     multi_az: bool | None = None  # default: the target's multi_az, else the source's
     publicly_accessible: bool = False
 
-    mutating: ClassVar[bool] = True
-    can_check_done: ClassVar[bool] = True
     summary: ClassVar[str] = "Restore the snapshot into a new DB instance"
 
     def new_id(self, ctx: StepContext) -> str:
@@ -242,7 +238,6 @@ class RdsRestoreSnapshot(_RdsStep):
         return {**out, "resumed": True} if out else None
 
 
-@register_step
 class RdsWaitAvailable(_RdsStep):
     """Poll until the restored instance is `available`; output its endpoint."""
 

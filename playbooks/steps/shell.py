@@ -8,9 +8,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from playbooks.base import StepContext, StepFailed, register_step
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed
 from playbooks.steps.compose import check_service, compose_exec
-from playbooks.steps.executor import CommandResult, HostStep, check_argv, is_shell_string
+from playbooks.steps.executor import (
+    COMPOSE_ENV,
+    HOST_ENV,
+    CommandResult,
+    HostCommands,
+    check_argv,
+    is_shell_string,
+)
 
 DJANGO_APP = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 DJANGO_MIGRATION = re.compile(r"^(zero|\d{4}[A-Za-z0-9_]{0,100})$")
@@ -27,19 +34,13 @@ def _argv(v: list[str]) -> list[str]:
     return argv
 
 
-@register_step
-class ShellRun(HostStep):
-    """One command as an argv list, e.g. [./scripts/smoke-test.sh] or [systemctl, restart, x]."""
+class _Command(HostCommands, Step):
+    """One command as an argv list; whether it changes anything is the subclass's to say."""
 
-    type: Literal["shell.run"] = "shell.run"
     argv: list[str] = Field(min_length=1)
     cwd: str | None = None  # default: the target's app_dir
     env: dict[str, str] = {}
     expect_exit: list[int] = [0]  # exit codes that count as success
-    timeout: float = Field(default=300.0, gt=0)
-
-    mutating: ClassVar[bool] = True
-    summary: ClassVar[str] = "Run a command"
 
     @field_validator("argv")
     @classmethod
@@ -69,20 +70,26 @@ class ShellRun(HostStep):
         return result.journal()
 
 
-@register_step
-class ShellInspect(ShellRun):
+class ShellRun(_Command, ChangeStep):
+    """One command as an argv list, e.g. [./scripts/smoke-test.sh] or [systemctl, restart, x]."""
+
+    type: Literal["shell.run"] = "shell.run"
+    timeout: float = Field(default=300.0, gt=0)
+
+    summary: ClassVar[str] = "Run a command"
+
+
+class ShellInspect(_Command):
     """A command that only looks (showmigrations, `git log`, a status script): it can run at
     any time, and a crash in it never needs a person's check."""
 
-    type: Literal["shell.inspect"] = "shell.inspect"  # type: ignore[assignment]
+    type: Literal["shell.inspect"] = "shell.inspect"
     timeout: float = Field(default=60.0, gt=0)
 
-    mutating: ClassVar[bool] = False
     summary: ClassVar[str] = "Look at the system"
 
 
-@register_step
-class ShellMigrate(HostStep):
+class ShellMigrate(HostCommands, ChangeStep):
     """Roll the database schema back with the framework's own command, app by app:
     `python manage.py migrate APP NNNN` (Django) or `alembic downgrade REV` (Alembic).
 
@@ -100,8 +107,8 @@ class ShellMigrate(HostStep):
     env: dict[str, str] = {}
     timeout: float = Field(default=900.0, gt=0)
 
-    mutating: ClassVar[bool] = True
     dangerous: ClassVar[bool] = True
+    needs_env: ClassVar[frozenset[str]] = HOST_ENV | COMPOSE_ENV  # compose_service runs in one
     summary: ClassVar[str] = "Roll database migrations back"
 
     @model_validator(mode="after")
