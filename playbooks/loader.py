@@ -13,6 +13,7 @@ from jinja2.nativetypes import NativeEnvironment
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
+import playbooks.steps  # noqa: F401  (importing it registers every step type)
 from playbooks.base import STEP_TYPES, Step
 from playbooks.problems import ConfigError, ConfigProblem, problems_from_validation
 
@@ -70,8 +71,6 @@ def _render(value: Any, params: dict[str, Any]) -> Any:
 
 @cache
 def _step_adapter() -> TypeAdapter[Any]:
-    import playbooks.steps  # noqa: F401  (registers every step type)
-
     kinds = tuple(STEP_TYPES.values())
     if len(kinds) == 1:
         return TypeAdapter(list[kinds[0]])  # type: ignore[valid-type]

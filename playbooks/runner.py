@@ -1,4 +1,7 @@
-"""Runs a bound playbook step by step, journaling each step in the store before and after."""
+"""Runs a bound playbook step by step, journaling each step before and after it runs.
+
+The journal is whatever durable store the caller hands in (the bot's store satisfies
+`playbooks.journal.Journal`), so a second runner on the same journal resumes a crashed run."""
 
 from __future__ import annotations
 
