@@ -163,6 +163,11 @@ def _register(cls: type[Step]) -> None:
     if not isinstance(name, str) or not name:
         return
     known = STEP_TYPES.get(name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
+    # the same class again (a module reloaded) replaces itself; another class is a mistake
+    if known is not None and _where(known) != _where(cls):
         raise TypeError(f"step type {name!r} is taken by {known.__name__}")
     STEP_TYPES[name] = cls
+
+
+def _where(cls: type) -> tuple[str, str]:
+    return cls.__module__, cls.__qualname__

@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -326,6 +326,9 @@ class HostCommands(BaseModel):
     summary: ClassVar[str] = "Run a command"
     needs_env: ClassVar[frozenset[str]] = HOST_ENV
 
+    if TYPE_CHECKING:  # from Step, which every class using these helpers derives from too
+        type: str
+
     def workdir(self, ctx: StepContext) -> str | None:
         """Where commands run; subclasses default it to a target parameter."""
         return None
@@ -360,7 +363,7 @@ class HostCommands(BaseModel):
                 input=input,
             )
         except ValueError as exc:
-            raise StepFailed(f"{getattr(self, 'type', 'command')}: {exc}") from None
+            raise StepFailed(f"{self.type}: {exc}") from None
 
     def failed(self, what: str, result: CommandResult) -> StepFailed:
         if result.timed_out:
