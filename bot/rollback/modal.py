@@ -1,4 +1,4 @@
-"""The /rollback form: building the modal and validating a submission."""
+"""The /rollback form: building and opening the modal, validating a submission."""
 
 from __future__ import annotations
 
@@ -6,16 +6,27 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.commands import MAX_REASON, REF
-from bot.rollback.models import CallbackId
 from bot.services import Services
+from bot.slack.ids import CallbackId
 from bot.slack.text import truncate
+from bot.slash import MAX_REASON, REF
 
 SEVERITIES = ["critical", "high", "medium", "low"]
 
 
 def _option(value: str, text: str) -> dict[str, Any]:
     return {"text": {"type": "plain_text", "text": truncate(text, 75)}, "value": value}
+
+
+async def open_rollback_modal(
+    services: Services,
+    trigger_id: str,
+    origin_channel: str = "",
+    prefill: dict[str, str] | None = None,
+) -> None:
+    await services.slack.open_view(
+        trigger_id, rollback_view(services, origin_channel, prefill or {})
+    )
 
 
 def rollback_view(services: Services, origin_channel: str, prefill: dict[str, str]) -> dict:

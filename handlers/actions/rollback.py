@@ -6,9 +6,12 @@ import json
 import re
 from typing import Any
 
-from bot.rollback import flows
-from bot.rollback.service import audit
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
+
+from bot.rollback.decision import decide
+from bot.rollback.modal import open_rollback_modal
 from bot.services import Services
+from bot.store.audit import audit
 
 _ID = re.compile(r"^rb-[a-z0-9]{4,32}$")
 
@@ -28,11 +31,10 @@ def _user(body: dict[str, Any]) -> str:
 
 
 async def _decide(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
-    respond: Any,
-    context: dict[str, Any],
-    client: Any,
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
     approve: bool,
 ) -> None:
     await ack()
@@ -47,33 +49,29 @@ async def _decide(
         )
         return
     message_ts = str((body.get("container") or {}).get("message_ts", ""))
-    await flows.decide(
-        services, client, rollback_id, _user(body), approve, respond, message_ts=message_ts
-    )
+    await decide(services, rollback_id, _user(body), approve, respond, message_ts=message_ts)
 
 
 async def approve_clicked(
-    ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
-    await _decide(ack, body, respond, context, client, approve=True)
+    await _decide(ack, body, respond, context, approve=True)
 
 
 async def confirm_clicked(
-    ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     """The second click a dangerous playbook needs; same checks as Approve."""
-    await _decide(ack, body, respond, context, client, approve=True)
+    await _decide(ack, body, respond, context, approve=True)
 
 
 async def reject_clicked(
-    ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
-    await _decide(ack, body, respond, context, client, approve=False)
+    await _decide(ack, body, respond, context, approve=False)
 
 
-async def further_clicked(
-    ack: Any, body: dict[str, Any], context: dict[str, Any], client: Any
-) -> None:
+async def further_clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
     """After a failure: open the form pre-filled so the user picks an older ref."""
     await ack()
     services: Services = context["services"]
@@ -85,13 +83,11 @@ async def further_clicked(
             "reason": f"roll back further after {record.id} failed",
         }
     channel = str((body.get("channel") or {}).get("id", ""))
-    await flows.open_rollback_modal(
-        services, client, body["trigger_id"], _user(body), channel, prefill
-    )
+    await open_rollback_modal(services, body["trigger_id"], channel, prefill)
 
 
 async def open_from_diagnosis(
-    ack: Any, body: dict[str, Any], context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     """The `Roll back` button under a diagnosis: the form, pre-filled, diagnosis attached."""
     await ack()
@@ -103,6 +99,4 @@ async def open_from_diagnosis(
         "reason": str(value.get("reason", ""))[:300],
     }
     channel = str((body.get("channel") or {}).get("id", ""))
-    await flows.open_rollback_modal(
-        services, client, body["trigger_id"], _user(body), channel, prefill
-    )
+    await open_rollback_modal(services, body["trigger_id"], channel, prefill)
