@@ -28,6 +28,10 @@ async def decide(
     message_ts: str = "",
 ) -> None:
     """An Approve or Reject click: checked against the catalog on every click."""
+    if not records.ID.match(rollback_id):
+        await audit(services.store, user, "rollback.forged_click", rollback_id[:64])
+        await _tell(respond, "That button does not carry a rollback I know.")
+        return
     record = await services.store.get(rollback_id)
     if record is not None and record.state == State.REQUESTED:
         await _tell(

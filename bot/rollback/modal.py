@@ -29,6 +29,20 @@ async def open_rollback_modal(
     )
 
 
+async def open_further_modal(
+    services: Services, trigger_id: str, origin_channel: str, failed_id: str
+) -> None:
+    """After a failure: the form pre-filled so the user picks an older ref."""
+    record = await services.store.get(failed_id)
+    prefill = {}
+    if record is not None and record.kind == "rollback":
+        prefill = {
+            "target": record.data.get("target", ""),
+            "reason": f"roll back further after {record.id} failed",
+        }
+    await open_rollback_modal(services, trigger_id, origin_channel, prefill)
+
+
 def rollback_view(services: Services, origin_channel: str, prefill: dict[str, str]) -> dict:
     targets = services.catalog.targets
     options = [_option(n, f"{n} — {t.playbook.name}") for n, t in sorted(targets.items())][:100]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -11,6 +12,10 @@ from bot.store.base import Record, Store, now
 
 # A target lock outlives any single replica only this long without being renewed.
 TARGET_LOCK_TTL = 4 * 3600.0
+
+
+# What a rollback id looks like (see new_id); anything else in a button is forged.
+ID = re.compile(r"^rb-[a-z0-9]{4,32}$")
 
 
 def new_id() -> str:

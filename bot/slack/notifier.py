@@ -26,7 +26,7 @@ GROUP_TTL = 60.0
 
 
 class SlackNotifier:
-    """Posts, updates, ephemeral answers, uploads, views and user groups, for one workspace."""
+    """Posts, updates, ephemeral answers, uploads, forms and user groups, for one workspace."""
 
     def __init__(self, store: Store, client: AsyncWebClient, group_ttl: float = GROUP_TTL) -> None:
         self.store = store
@@ -143,10 +143,6 @@ class SlackNotifier:
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         await self._client.views_open(trigger_id=trigger_id, view=self._outgoing_blocks(view))
-
-    async def publish_view(self, user: str, view: dict[str, Any]) -> None:
-        """A user's App Home tab."""
-        await self._client.views_publish(user_id=user, view=self._outgoing_blocks(view))
 
     async def group_members(self, group_id: str, *, fresh: bool = False) -> set[str]:
         """The members of a user group, cached briefly unless `fresh` is asked for."""

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
 from bot.rollback.decision import decide
-from bot.rollback.modal import open_rollback_modal
+from bot.rollback.modal import open_further_modal, open_rollback_modal
 from bot.services import Services
-from bot.store.audit import audit
-
-_ID = re.compile(r"^rb-[a-z0-9]{4,32}$")
 
 
 def action_value(body: dict[str, Any]) -> dict[str, Any]:
@@ -40,14 +36,6 @@ async def _decide(
     await ack()
     services: Services = context["services"]
     rollback_id = str(action_value(body).get("id", ""))
-    if not _ID.match(rollback_id):
-        await audit(services.store, _user(body), "rollback.forged_click", rollback_id[:64])
-        await respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text="That button does not carry a rollback I know.",
-        )
-        return
     message_ts = str((body.get("container") or {}).get("message_ts", ""))
     await decide(services, rollback_id, _user(body), approve, respond, message_ts=message_ts)
 
@@ -75,15 +63,9 @@ async def further_clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBol
     """After a failure: open the form pre-filled so the user picks an older ref."""
     await ack()
     services: Services = context["services"]
-    record = await services.store.get(str(action_value(body).get("id", ""))[:64])
-    prefill = {}
-    if record is not None and record.kind == "rollback":
-        prefill = {
-            "target": record.data.get("target", ""),
-            "reason": f"roll back further after {record.id} failed",
-        }
+    rollback_id = str(action_value(body).get("id", ""))[:64]
     channel = str((body.get("channel") or {}).get("id", ""))
-    await open_rollback_modal(services, body["trigger_id"], channel, prefill)
+    await open_further_modal(services, body["trigger_id"], channel, rollback_id)
 
 
 async def open_from_diagnosis(
