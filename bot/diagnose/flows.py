@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -16,6 +14,7 @@ from bot.diagnose.models import Capture
 from bot.diagnose.redact import redact_text
 from bot.diagnose.sources import describe_error
 from bot.services import Services
+from bot.slack.respond import Reply
 from bot.slack.text import code, escape, truncate
 from bot.store.audit import audit
 from bot.store.base import Record, now
@@ -24,8 +23,6 @@ log = logging.getLogger(__name__)
 KIND = "diagnosis"
 # the bot cannot post there: answer the person who asked instead
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
-# Answers the person asking, like Bolt's `respond`.
-Reply = Callable[..., Awaitable[Any]]
 
 
 async def diagnose(

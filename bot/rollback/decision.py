@@ -3,20 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from bot.catalog import Target
 from bot.rollback import messaging as msg
 from bot.rollback import records
 from bot.rollback.models import Act, JobKind, RollbackData, State, next_state, states_leading
 from bot.services import Services
 from bot.slack.notifier import SlackNotifier
+from bot.slack.respond import Reply
 from bot.slack.text import code, escape
 from bot.store.audit import audit
 from bot.store.base import Job, now
-
-Reply = Callable[..., Awaitable[Any]]
 
 
 async def decide(

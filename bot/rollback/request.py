@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bot.catalog import Target
@@ -17,15 +17,13 @@ from bot.rollback import messaging as msg
 from bot.rollback import records
 from bot.rollback.models import JobKind, RollbackData, State
 from bot.services import Services
+from bot.slack.respond import Reply
 from bot.slack.text import code, escape
 from bot.store.audit import audit
 from bot.store.base import Job, Record, now
 from playbooks.base import StepFailed
 
 log = logging.getLogger(__name__)
-
-# Answers the person asking, like Bolt's `respond` (or a notifier's replier for forms).
-Reply = Callable[..., Awaitable[Any]]
 
 
 async def request_rollback(
