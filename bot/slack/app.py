@@ -6,6 +6,7 @@ reverse."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
@@ -56,7 +57,9 @@ def build_app(
     app.middleware(make_dedupe(services.store))
 
     @app.middleware
-    async def inject_services(context: AsyncBoltContext, next: Any) -> None:
+    async def inject_services(
+        context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> None:
         context["services"] = services
         if context.response_url and services.http is not None:
             context["respond"] = PooledRespond(context.response_url, services.http)
