@@ -13,8 +13,8 @@ from typing import Any
 
 from bot.diagnose import matrix, sources
 from bot.diagnose.models import Capture, SourceResult
-from bot.diagnose.redact import Redactor
 from bot.diagnose.sources import Collector, Options, SourceContext
+from playbooks.redact import Redactor
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 8.0

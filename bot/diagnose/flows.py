@@ -11,12 +11,12 @@ from slack_sdk.errors import SlackApiError
 from bot.diagnose.capture import capture
 from bot.diagnose.messaging import headline, verdict_blocks
 from bot.diagnose.models import Capture
-from bot.diagnose.redact import redact_text
 from bot.diagnose.sources import describe_error
 from bot.rollback.service import audit
 from bot.services import Services
 from bot.slack.text import code, escape, truncate
 from bot.store.base import Record, now
+from playbooks.redact import redact_text
 
 log = logging.getLogger(__name__)
 KIND = "diagnosis"

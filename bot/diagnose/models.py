@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from bot.diagnose.redact import Redactor
+from playbooks.redact import Redactor
 
 SourceStatus = Literal["ok", "timeout", "error", "skipped"]
 Severity = Literal["critical", "high", "medium", "low", "ok", "unknown"]

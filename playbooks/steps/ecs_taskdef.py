@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from playbooks.base import Step, StepContext, StepFailed, in_thread, register_step
+from playbooks.redact import HIDDEN, SECRET_NAME
 
 # Fields describe_task_definition returns that register_task_definition refuses.
 READ_ONLY = (
@@ -20,7 +20,6 @@ READ_ONLY = (
     "registeredBy",
     "deregisteredAt",
 )
-SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|key|credential|auth|private)")
 
 
 class _EcsStep(Step):
@@ -180,9 +179,7 @@ class EcsRegisterRevision(_EcsStep):
 
 def _shown_env(env: list[dict[str, str]]) -> str:
     """Environment for plans and journals: values of secret-looking names are hidden."""
-    shown = [
-        f"{e['name']}={'[redacted]' if SECRET_NAME.search(e['name']) else e['value']}" for e in env
-    ]
+    shown = [f"{e['name']}={HIDDEN if SECRET_NAME.search(e['name']) else e['value']}" for e in env]
     return "[" + ", ".join(shown) + "]"
 
 

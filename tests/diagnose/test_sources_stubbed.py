@@ -14,7 +14,7 @@ from botocore.stub import ANY, Stubber
 from bot.diagnose import sources
 from bot.diagnose.matrix import Thresholds, evaluate, figures
 from bot.diagnose.models import SourceResult
-from bot.diagnose.redact import Redactor
+from playbooks.redact import Redactor
 
 NOW = datetime.now(UTC)
 TASK_ARN = "arn:aws:ecs:eu-central-1:123456789012:task/prod/{}"

@@ -19,6 +19,7 @@ from playbooks.steps.ecs import (
     ecs_failure,
     family_and_revision,
 )
+from playbooks.steps.ecs_taskdef import _shown_env
 from tests.testbed.aws import ACCOUNT, REGION, Aws, make_ecs_service, service_state
 
 CLUSTER = "sandbox-broker-cluster"
@@ -533,3 +534,12 @@ async def test_throttling_after_retries_says_how_many() -> None:
     assert str(failed.value) == (
         "AWS kept throttling ecs.update_service after 5 attempts; try again in a minute"
     )
+
+
+def test_plans_hide_every_name_the_redactor_counts_as_secret() -> None:
+    env = [
+        {"name": "DB_PWD", "value": "S3cretPw1"},
+        {"name": "SENTRY_DSN", "value": "https://k@sentry.example/1"},
+        {"name": "MODE", "value": "multi"},
+    ]
+    assert _shown_env(env) == "[DB_PWD=[redacted], SENTRY_DSN=[redacted], MODE=multi]"

@@ -24,7 +24,7 @@ import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.diagnose.matrix import Thresholds
-from bot.diagnose.redact import Redactor
+from playbooks.redact import Redactor
 
 # A pool of our own: the default executor has cpu+4 workers shared with the rest of the bot,
 # and a source that hangs past its timeout keeps its thread until botocore gives up.
@@ -142,7 +142,7 @@ def plan(params: dict[str, Any], options: Options) -> dict[str, Collector | str]
         out[f"health {url}"] = functools.partial(health, url=url)
     if not urls:
         out["health"] = "not configured (no health_urls)"
-    from bot.diagnose import host_sources
+    from bot.diagnose.sources import host as host_sources
 
     if params.get("compose_project"):
         out["containers"] = host_sources.containers
