@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.store.base import JournalEntry, Store, now
-from playbooks.base import AwsClients, Step, StepContext, StepFailed
+from playbooks.aws import AwsClients
+from playbooks.base import Step, StepContext, StepFailed
 
 log = logging.getLogger(__name__)
 

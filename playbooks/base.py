@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,30 +17,6 @@ class StepFailed(Exception):
 
 
 @dataclass
-class AwsClients:
-    """boto3 clients built once per region, with botocore's standard retry mode."""
-
-    region: str | None = None
-    endpoint_url: str | None = None
-    _cache: dict[tuple[str, str | None], Any] = field(default_factory=dict)
-
-    def client(self, service: str, region: str | None = None) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        key = (service, region or self.region)
-        if key not in self._cache:
-            config = Config(retries={"mode": "standard", "max_attempts": 5})
-            kwargs: dict[str, Any] = {"config": config}
-            if key[1]:
-                kwargs["region_name"] = key[1]
-            if self.endpoint_url:
-                kwargs["endpoint_url"] = self.endpoint_url
-            self._cache[key] = boto3.client(service, **kwargs)
-        return self._cache[key]
-
-
-@dataclass
 class StepContext:
     """What a step sees: the target's parameters, the requested ref and earlier outputs."""
 
@@ -51,7 +24,7 @@ class StepContext:
     params: dict[str, Any]
     ref: str = "previous"
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    aws: AwsClients = field(default_factory=AwsClients)
+    aws: Any = None  # the run's playbooks.aws.AwsClients; None: the process-wide one
     settings: Any = None
     # Wait tuning: steps that poll use these unless the step sets its own.
     poll_delay: float = 6.0
@@ -94,11 +67,6 @@ class Step(BaseModel):
     async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
         """For resuming after a crash: the output if real state shows this step took effect."""
         return None
-
-
-async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking call (boto3, subprocess) without blocking the event loop."""
-    return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
 
 STEP_TYPES: dict[str, type[Step]] = {}

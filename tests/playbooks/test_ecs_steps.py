@@ -11,12 +11,12 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
 
 from bot.playbook import load_playbook
-from playbooks.base import STEP_TYPES, AwsClients, StepContext, StepFailed
+from playbooks.aws import AwsClients, failure
+from playbooks.base import STEP_TYPES, StepContext, StepFailed
 from playbooks.steps.ecs import (
     EcsResolveRevision,
     EcsUpdateService,
     EcsWaitStable,
-    ecs_failure,
     family_and_revision,
 )
 from playbooks.steps.ecs_taskdef import _shown_env
@@ -245,14 +245,12 @@ async def test_no_region_is_a_readable_failure(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_connection_and_credential_problems_read_well() -> None:
-    down = ecs_failure(
-        EndpointConnectionError(endpoint_url="https://ecs.x"), "ecs.update_service", "c", "s", "r"
-    )
+    down = failure(EndpointConnectionError(endpoint_url="https://ecs.x"), "ecs.update_service", "r")
     assert str(down) == (
         "ecs.update_service: cannot reach the ECS API in r: Could not connect to the endpoint URL:"
         ' "https://ecs.x"'
     )
-    creds = ecs_failure(NoCredentialsError(), "ecs.describe_services", "c", "s", "r")
+    creds = failure(NoCredentialsError(), "ecs.describe_services", "r")
     assert "no AWS credentials found" in str(creds)
 
 
