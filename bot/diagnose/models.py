@@ -87,8 +87,3 @@ class Capture(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.redacted(), indent=2)
-
-    def to_markdown(self) -> str:
-        from bot.diagnose.messaging import markdown
-
-        return markdown(self)
