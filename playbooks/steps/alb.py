@@ -144,8 +144,8 @@ class AlbMaintenanceOn(_AlbStep):
 
     async def _rules_forwarding(self, ctx: StepContext) -> list[str]:
         """Listener rules keep forwarding in maintenance mode: only the default action changes."""
-        found = await self.call(ctx, "describe_rules", ListenerArn=self.arn(ctx))
-        rules = [r for r in found.get("Rules", []) if not r.get("IsDefault")]
+        found = await self.paginate(ctx, "describe_rules", "Rules", ListenerArn=self.arn(ctx))
+        rules = [r for r in found if not r.get("IsDefault")]
         return [
             f"priority {r.get('Priority')}: {shown(r.get('Actions', []))}"
             for r in rules
