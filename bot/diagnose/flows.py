@@ -11,13 +11,13 @@ from slack_sdk.errors import SlackApiError
 from bot.diagnose.capture import capture
 from bot.diagnose.messaging import headline, verdict_blocks
 from bot.diagnose.models import Capture
-from bot.diagnose.redact import redact_text
 from bot.diagnose.sources import describe_error
 from bot.services import Services
 from bot.slack.respond import Reply
 from bot.slack.text import code, escape, truncate
 from bot.store.audit import audit
 from bot.store.base import Record, now
+from playbooks.redact import redact_text
 
 log = logging.getLogger(__name__)
 KIND = "diagnosis"

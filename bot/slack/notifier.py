@@ -14,10 +14,10 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.diagnose.redact import redact, redact_text
 from bot.slack import outbox
 from bot.store.audit import audit
 from bot.store.base import Store
+from playbooks.redact import redact, redact_text
 
 log = logging.getLogger(__name__)
 
