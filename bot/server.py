@@ -7,11 +7,11 @@ import logging
 
 from aiohttp import web
 
-from bot.cli import install_signal_handlers
 from bot.errors import ConfigError
 from bot.scheduler import JobWorker
 from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.signals import install_signal_handlers
 from bot.slack import outbox
 from bot.slack.app import build_app
 from bot.web import build_web_app
