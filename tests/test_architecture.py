@@ -255,3 +255,22 @@ def test_no_production_module_over_500_lines() -> None:
 def test_every_module_has_a_docstring() -> None:
     found = [relpath(name) for name in modules() if ast.get_docstring(tree(name)) is None]
     assert not found, "modules without a docstring:" + offenders(found)
+
+
+def test_end_to_end_tests_import_no_other_test_module() -> None:
+    """Shared end-to-end set-up lives in tests/e2e/helpers.py, conftest.py and tests/testbed/."""
+    found = []
+    for path in sorted((ROOT / "tests" / "e2e").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                last = name.rsplit(".", 1)[-1]
+                if last.startswith("test_") or last == "conftest":
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert not found, "end-to-end tests importing test modules:" + offenders(found)
