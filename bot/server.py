@@ -8,12 +8,12 @@ import logging
 from aiohttp import web
 
 import handlers
-from bot.cli import install_signal_handlers
 from bot.errors import ConfigError
 from bot.rollback import jobs
 from bot.scheduler import JobWorker
 from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.signals import install_signal_handlers
 from bot.slack import outbox
 from bot.slack.app import build_app
 from bot.web import build_web_app
