@@ -39,11 +39,23 @@ async def status_update(services: Services, job: Job) -> float | None:
 async def preparation_watch(services: Services, job: Job) -> float | None:
     """A request still being prepared with nobody holding its lease: its replica died."""
     store, rollback_id = services.store, job.payload["id"]
-    record = await store.get(rollback_id)
-    if record is None or record.state != State.REQUESTED:
-        return None
     if await store.lock_info(records.prepare_lock(rollback_id)) is not None:
         return now() + services.settings.rollbot_lease_seconds  # still being prepared
+    record = await store.get(rollback_id)
+    if record is None:
+        # its replica died between taking the target and writing the record
+        target = job.payload.get("target", "")
+        await records.release_target(store, target, rollback_id)
+        if job.payload.get("requester"):
+            await services.slack.post(
+                job.payload["requester"],
+                _stopped_text(rollback_id, target),
+                subject=rollback_id,
+                durable=True,
+            )
+        return None
+    if record.state != State.REQUESTED:
+        return None
     moved = await records.move(
         store,
         rollback_id,
@@ -57,11 +69,7 @@ async def preparation_watch(services: Services, job: Job) -> float | None:
         return None
     data = records.data_of(moved)
     await records.release_target(store, data.target, rollback_id)
-    text = (
-        f":warning: Your rollback request `{rollback_id}` of `{escape(data.target)}` stopped "
-        "while it was being prepared (the bot preparing it went away). Nothing was changed; "
-        f"ask again with `/rollback {escape(data.target)}`."
-    )
+    text = _stopped_text(rollback_id, data.target)
     await services.slack.post(data.requester, text, subject=rollback_id, durable=True)
     if data.thread_ts:
         await services.slack.post(
@@ -72,3 +80,11 @@ async def preparation_watch(services: Services, job: Job) -> float | None:
             durable=True,
         )
     return None
+
+
+def _stopped_text(rollback_id: str, target: str) -> str:
+    return (
+        f":warning: Your rollback request `{rollback_id}` of `{escape(target)}` stopped "
+        "while it was being prepared (the bot preparing it went away). Nothing was changed; "
+        f"ask again with `/rollback {escape(target)}`."
+    )
