@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -44,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
-        "--port", type=int, default=3000, help="TCP port to listen on (default: %(default)s)"
+        "--port",
+        type=int,
+        default=os.environ.get("ROLLBOT_PORT") or "3000",  # argparse applies type=int
+        help="TCP port to listen on (default: ROLLBOT_PORT, else 3000; now %(default)s)",
     )
     serve.add_argument(
         "--host",

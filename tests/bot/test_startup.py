@@ -107,7 +107,7 @@ def test_a_good_start_warns_of_nothing(env: dict[str, str], tmp_path: Path) -> N
 def test_serve_help_documents_options_and_defaults(env: dict[str, str]) -> None:
     result = rollbot(env, "serve", "--help")
     assert result.returncode == 0
-    assert "--port PORT" in result.stdout and "(default: 3000)" in result.stdout
+    assert "--port PORT" in result.stdout and "ROLLBOT_PORT, else 3000" in result.stdout
     assert "--host HOST" in result.stdout and "(default: 0.0.0.0" in result.stdout
     assert "ROLLBOT_DB" in result.stdout and "REDIS_URL" in result.stdout
 
