@@ -60,7 +60,7 @@ async def request_rollback(
     )
     # The watch job exists before the target lock and the record do, so no crash can leave a
     # request that nobody ends or a target that nobody frees.
-    async with _preparing(services, rollback_id, target, requester):
+    async with _preparing(services, rollback_id, data):
         if not await records.take_target(services.store, target, rollback_id):
             await respond(response_type="ephemeral", text=await _busy_text(services, target))
             return None
@@ -85,7 +85,7 @@ async def request_rollback(
 
 @contextlib.asynccontextmanager
 async def _preparing(
-    services: Services, rollback_id: str, target: str, requester: str
+    services: Services, rollback_id: str, data: RollbackData
 ) -> AsyncIterator[None]:
     """Hold a lease while preparing; if this replica dies, a survivor's watch job sees the
     lease lapse and ends the request instead of leaving its target locked."""
@@ -96,7 +96,7 @@ async def _preparing(
         id=f"{JobKind.PREPARATION}:{rollback_id}",
         kind=JobKind.PREPARATION,
         due_at=now() + lease,
-        payload={"id": rollback_id, "target": target, "requester": requester},
+        payload={"id": rollback_id, "data": data.model_dump(mode="json")},
     )
     await store.schedule(watch)
 

@@ -3,9 +3,11 @@ that ends a request whose preparing replica died."""
 
 from __future__ import annotations
 
+import contextlib
+
 from bot.rollback import messaging as msg
 from bot.rollback import records
-from bot.rollback.models import EXECUTING, TERMINAL, State
+from bot.rollback.models import EXECUTING, TERMINAL, RollbackData, State
 from bot.services import Services
 from bot.slack.text import escape
 from bot.store.base import Job, now
@@ -42,19 +44,12 @@ async def preparation_watch(services: Services, job: Job) -> float | None:
     if await store.lock_info(records.prepare_lock(rollback_id)) is not None:
         return now() + services.settings.rollbot_lease_seconds  # still being prepared
     record = await store.get(rollback_id)
-    if record is None:
-        # its replica died between taking the target and writing the record
-        target = job.payload.get("target", "")
-        await records.release_target(store, target, rollback_id)
-        if job.payload.get("requester"):
-            await services.slack.post(
-                job.payload["requester"],
-                _stopped_text(rollback_id, target),
-                subject=rollback_id,
-                durable=True,
-            )
-        return None
-    if record.state != State.REQUESTED:
+    if record is None and "data" in job.payload:
+        # its replica died before writing the record: write it now, so the request is on record
+        with contextlib.suppress(RuntimeError):
+            await records.create(store, rollback_id, RollbackData(**job.payload["data"]))
+        record = await store.get(rollback_id)
+    if record is None or record.state != State.REQUESTED:
         return None
     moved = await records.move(
         store,
@@ -69,7 +64,11 @@ async def preparation_watch(services: Services, job: Job) -> float | None:
         return None
     data = records.data_of(moved)
     await records.release_target(store, data.target, rollback_id)
-    text = _stopped_text(rollback_id, data.target)
+    text = (
+        f":warning: Your rollback request `{rollback_id}` of `{escape(data.target)}` stopped "
+        "while it was being prepared (the bot preparing it went away). Nothing was changed; "
+        f"ask again with `/rollback {escape(data.target)}`."
+    )
     await services.slack.post(data.requester, text, subject=rollback_id, durable=True)
     if data.thread_ts:
         await services.slack.post(
@@ -80,11 +79,3 @@ async def preparation_watch(services: Services, job: Job) -> float | None:
             durable=True,
         )
     return None
-
-
-def _stopped_text(rollback_id: str, target: str) -> str:
-    return (
-        f":warning: Your rollback request `{rollback_id}` of `{escape(target)}` stopped "
-        "while it was being prepared (the bot preparing it went away). Nothing was changed; "
-        f"ask again with `/rollback {escape(target)}`."
-    )
