@@ -236,9 +236,9 @@ def _restarts(fig: Figures, th: Thresholds) -> list[Trigger]:
         return []
     return _trigger(
         "restarts",
-        "Tasks restarting",
+        "Containers restarting" if fig.restarts_what else "Tasks restarting",
         "high",
-        f"{fig.restarts} tasks stopped in the window",
+        fig.restarts_what or f"{fig.restarts} tasks stopped in the window",
         f"> {th.restarts:g}",
         "Rollback within 15 minutes",
         "004 high 2",
@@ -328,7 +328,18 @@ def _service_figures(fig: Figures, sources: dict[str, SourceResult]) -> None:
         fig.task_definition = d.get("task_definition")
         fig.rollout_failed = any(x.get("rollout_state") == "FAILED" for x in d["deployments"])
     stopped = sources.get("stopped_tasks")
-    if stopped is not None and stopped.status == "ok":
+    compose = sources.get("containers")
+    if compose is not None and compose.status == "ok" and "restarts" in compose.data:
+        # a compose host: the engine's restart counts of the project's containers
+        fig.restarts = compose.data["restarts"]
+        worst = compose.data.get("most_restarted") or {}
+        fig.restarts_what = (
+            f"{fig.restarts} container restarts ({worst.get('name')}: {worst.get('restarts')})"
+            if worst
+            else f"{fig.restarts} container restarts"
+        )
+        fig.missing.pop("restarts", None)
+    elif stopped is not None and stopped.status == "ok":
         fig.restarts = stopped.data["in_window"]
     elif svc is not None and svc.status == "ok":
         fig.restarts = svc.data.get("restarts_from_events")  # the service events say it too

@@ -40,6 +40,7 @@ class Figures(BaseModel):
     memory_pct: float | None = None  # sustained: the lowest of the last few minutes
     cpu_pct: float | None = None
     restarts: int | None = None
+    restarts_what: str = ""  # how the restarts were counted, when not ECS stopped tasks
     error_lines: int | None = None
     health_total: int | None = None
     health_failing: int | None = None

@@ -144,7 +144,7 @@ def plan(params: dict[str, Any], options: Options) -> dict[str, Collector | str]
         out["health"] = "not configured (no health_urls)"
     from bot.diagnose import host_sources
 
-    if params.get("compose_project"):
+    if params.get("compose_project") or "compose_command" in params or "compose_file" in params:
         out["containers"] = host_sources.containers
     if params.get("nginx_conf") or params.get("nginx_command"):
         out["nginx_test"] = host_sources.nginx_test

@@ -1,5 +1,5 @@
 """The runbook 004 playbooks end to end through the engine and a real SQLite store: real nginx
-proxying to a good and a bad backend, real git, and compose through the checked `docker` shim."""
+proxying to real containers (podman's Docker API driven by Compose v2), and real git."""
 
 from __future__ import annotations
 
@@ -20,18 +20,34 @@ from bot.store.base import JournalEntry, now
 from bot.store.sqlite import SqliteStore
 from playbooks.steps import alb, compose, files, git, github, rds, shell  # noqa: F401  (types)
 from playbooks.steps import nginx as nginx_steps  # noqa: F401
-from tests.testbed.compose_shim import ComposeShim, compose_shim_fixture  # noqa: F401
 from tests.testbed.git import GitRepo
-from tests.testbed.nginx import AppBackend, Nginx
+from tests.testbed.nginx import Nginx
+from tests.testbed.podman import ComposeApp
 from tests.testbed.ports import wait_until
+
+# the directory the runbook's operators run compose in, and the project name compose gives it
+APP_DIR_NAME = "Chat-Arena-Backend"
+PROJECT = "chat-arena-backend"
 
 
 def version(server: Nginx) -> str:
+    """Which release answers /api/health/ through nginx: a stand-in backend's X-App-Version
+    header, else the body the test containers serve (the checkout's app/version.txt)."""
     try:
         with urllib.request.urlopen(f"{server.url}/api/health/", timeout=5) as resp:
-            return resp.headers.get("X-App-Version", "")
+            return resp.headers.get("X-App-Version") or resp.read().decode().strip()
     except urllib.error.HTTPError as exc:
-        return exc.headers.get("X-App-Version", "")
+        return exc.headers.get("X-App-Version", "") or f"HTTP {exc.code}"
+    except OSError as exc:
+        return f"unreachable: {exc}"
+
+
+def routed_to(server: Nginx, ports: list[int]) -> str:
+    """An nginx.conf proxying to every port of a service's replicas (never marked down, so a
+    recreated container is used again at once)."""
+    servers = "".join(f"        server 127.0.0.1:{p} max_fails=0;\n" for p in ports)
+    text = server.config("http://app")
+    return text.replace("http {\n", "http {\n    upstream app {\n" + servers + "    }\n", 1)
 
 
 def target(tmp_path: Path, playbook: str, **params: Any) -> Any:
@@ -52,19 +68,18 @@ async def run(tmp_path: Path, tgt: Any, ref: str = "previous", rid: str = "rb-1"
 
 @dataclass
 class Host:
-    """One compose + nginx host: the app checkout (git), its compose project, nginx, backends."""
+    """One compose + nginx host: the app checkout (git) holding its compose project, and nginx
+    in front of it."""
 
     repo: GitRepo
-    shim: ComposeShim
+    app: ComposeApp
     server: Nginx
-    good: AppBackend
-    bad: AppBackend
     state: Path
 
     def params(self, **extra: Any) -> dict[str, Any]:
+        # no compose_project: the name is resolved from the directory, as compose does
         return {
             "app_dir": str(self.repo.path),
-            "compose_project": "arena",
             "nginx_conf": str(self.server.conf_path),
             "nginx_backup": str(self.server.prefix / "nginx.conf.pre-hybrid.bak"),
             "nginx_command": self.server.command(),
@@ -73,31 +88,47 @@ class Host:
             **extra,
         }
 
-    def deploy_bad_release(self, config: str | None = None) -> str:
-        """The deployment that goes wrong: new code, nginx routed to the bad backend."""
-        self.server.write_config(config or self.server.config(self.bad.url))
+    def route_to(self, service: str) -> None:
+        self.server.write_config(routed_to(self.server, self.app.ports[service]))
         self.server.reload()
-        return self.repo.commit("hybrid WSGI+ASGI", {"app/version.txt": "2\n"})
+
+    def deploy_bad_release(self, rebuild: bool = False) -> str:
+        """The deployment that goes wrong: new code (rebuilt into WSGI if asked), nginx routed
+        to the ASGI containers."""
+        commit = self.repo.commit("hybrid WSGI+ASGI", {"app/version.txt": "2\n"})
+        if rebuild:
+            self.app.compose("up", "-d", "--build", "--no-deps", "backend-wsgi")
+        self.route_to("backend-asgi")
+        wait_until(lambda: version(self.server) == "asgi", 10, "nginx routed to ASGI")
+        return commit
+
+    def wait_serving(self, expected: str) -> None:
+        wait_until(lambda: version(self.server) == expected, 15, f"release {expected}", 0.1)
 
 
 def make_host(
     tmp_path: Path,
     git_repo: Callable[..., GitRepo],
-    compose_shim: Callable[..., ComposeShim],
+    compose_app: Callable[..., ComposeApp],
     nginx: Callable[..., Nginx],
-    app_backend: Callable[..., AppBackend],
+    postgres: bool = True,
 ) -> Host:
-    repo = git_repo()
-    shim = compose_shim(app_dir=repo.path)
+    repo = git_repo(name=APP_DIR_NAME)
+    app = compose_app(repo.path, postgres=postgres, project=PROJECT, start=False)
     repo.commit("compose file", {})
-    good, bad = app_backend("good"), app_backend("bad", status=500)
-    return Host(repo, shim, nginx(good.url), good, bad, tmp_path)
+    app.up()
+    host = Host(repo, app, nginx("http://127.0.0.1:9"), tmp_path)
+    host.route_to("backend-wsgi")
+    host.wait_serving("1")
+    shutil.copy(host.server.conf_path, host.server.prefix / "nginx.conf.pre-hybrid.bak")
+    return host
 
 
-async def test_backup_then_config_rollback_serves_the_good_backend(
-    tmp_path: Path, git_repo, compose_shim, nginx, app_backend
+async def test_backup_then_config_rollback_serves_wsgi_at_the_asked_scale(
+    tmp_path: Path, git_repo, compose_app, nginx
 ) -> None:
-    host = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
+    host = make_host(tmp_path, git_repo, compose_app, nginx)
+    (host.server.prefix / "nginx.conf.pre-hybrid.bak").unlink()  # the backup playbook makes it
     record = tmp_path / "pre-migration-commit.txt"
     params = {**_only(host.params(), "host-backup"), "recorded_commit_file": str(record)}
     backup = target(tmp_path, "host-backup", **params)
@@ -109,33 +140,35 @@ async def test_backup_then_config_rollback_serves_the_good_backend(
     assert (host.repo.path / "docker-compose.yml.backup").exists()
 
     host.deploy_bad_release()
-    assert version(host.server) == "bad"
     tgt = target(tmp_path, "host-config-rollback", **host.params())
     planned = await plan(tgt.steps, step_context(tgt, "previous"))
     shown = {p.step_id: p.calls for p in planned}
-    assert shown["scale_wsgi"] == [
-        f"[in {host.repo.path}] docker compose -p arena -f docker-compose.yml up -d --no-deps"
+    assert shown["scale_wsgi"][0] == (
+        f"[in {host.repo.path}] docker compose -f docker-compose.yml up -d --no-deps"
         " --scale backend-wsgi=4 backend-wsgi"
-    ]
+    )
+    assert shown["scale_wsgi"][1] == (
+        f"(compose project '{PROJECT}', from the directory name '{APP_DIR_NAME}')"
+    )
     assert shown["reload_nginx"][1].endswith("-s reload  (only if the test passed)")
 
     result = await run(tmp_path, tgt)
     assert result.ok, result.error
     assert [s.step_id for s in result.steps] == [step.id for step in tgt.steps]
-    assert version(host.server) == "good"
+    assert version(host.server) == "1"
     assert result.steps[5].output["checks"][0]["status"] == 200
-    assert host.shim.grammar_errors() == []
-    assert [c[0] for c in host.shim.commands()] == ["up", "stop", "logs"]
-    assert host.shim.running() == {"backend-wsgi": 4, "backend-asgi": 0, "postgres": 1}
+    assert host.app.running() == {"backend-wsgi": 4, "backend-asgi": 0, "postgres": 1}
     assert (tmp_path / "deployment.lock").exists()
-    assert "log line" in result.steps[6].output["stdout"]
+    assert result.steps[1].output["project"] == PROJECT
 
 
 async def test_a_broken_backup_stops_the_run_before_any_reload(
-    tmp_path: Path, git_repo, compose_shim, nginx, app_backend
+    tmp_path: Path, git_repo, compose_app, nginx
 ) -> None:
-    host = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
-    broken = host.server.config(host.good.url).replace("proxy_pass", "proxy_pas")
+    host = make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
+    broken = routed_to(host.server, host.app.ports["backend-wsgi"]).replace(
+        "proxy_pass", "proxy_pas"
+    )
     (host.server.prefix / "nginx.conf.pre-hybrid.bak").write_text(broken)
     host.deploy_bad_release()
     workers = host.server.workers()
@@ -148,28 +181,28 @@ async def test_a_broken_backup_stops_the_run_before_any_reload(
     ran = [s.step_id for s in result.steps]
     assert ran == ["lock", "scale_wsgi", "restore_nginx", "reload_nginx"]
     assert host.server.workers() == workers  # never signalled
-    assert version(host.server) == "bad"  # the running configuration is untouched
-    assert [c[0] for c in host.shim.commands()] == ["up"]  # ASGI was not stopped
-    assert host.shim.running()["backend-asgi"] == 2
+    assert version(host.server) == "asgi"  # the running configuration is untouched
+    assert host.app.running() == {"backend-wsgi": 4, "backend-asgi": 2}  # ASGI not stopped
     # the file nginx runs from is kept next to it for the person who takes over
     kept = host.server.prefix / "nginx.conf.before-rollback"
-    assert "proxy_pass " + host.bad.url in kept.read_text()
+    assert f"server 127.0.0.1:{host.app.ports['backend-asgi'][0]}" in kept.read_text()
 
 
-async def test_full_rollback_checks_out_the_recorded_commit_and_rebuilds(
-    tmp_path: Path, git_repo, compose_shim, nginx, app_backend
+async def test_full_rollback_serves_the_recorded_commit_and_keeps_the_scale(
+    tmp_path: Path, git_repo, compose_app, nginx
 ) -> None:
-    host = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
-    shutil.copy(host.server.conf_path, host.server.prefix / "nginx.conf.pre-hybrid.bak")
+    host = make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
     good_commit = host.repo.head()
     record = tmp_path / "pre-migration-commit.txt"
     record.write_text(good_commit + "\n")
-    bad_commit = host.deploy_bad_release()
+    bad_commit = host.deploy_bad_release(rebuild=True)
+    host.app.compose("up", "-d", "--no-deps", "--scale", "backend-wsgi=3", "backend-wsgi")
     tgt = target(tmp_path, "host-full-rollback", **host.params(recorded_commit_file=str(record)))
 
     planned = {p.step_id: p for p in await plan(tgt.steps, step_context(tgt, "previous"))}
     assert planned["resolve"].output["commit"] == good_commit  # looked up while planning
     assert planned["checkout"].calls[-1].endswith(f"git checkout -q --detach {good_commit}")
+    assert "keeps its current number of containers" in planned["up_wsgi"].calls[-1]
 
     result = await run(tmp_path, tgt)
     assert result.ok, result.error
@@ -177,21 +210,17 @@ async def test_full_rollback_checks_out_the_recorded_commit_and_rebuilds(
     assert out["current"]["commit"] == bad_commit
     assert out["checkout"]["previous_commit"] == bad_commit
     assert host.repo.head() == good_commit
-    assert (host.repo.path / "app/version.txt").read_text() == "1\n"
-    assert [" ".join(c) for c in host.shim.commands()] == [
-        "build backend-wsgi",
-        "up -d --no-deps backend-wsgi",
-        "stop backend-asgi",
-        "logs --no-color --tail 100 backend-wsgi",
-    ]
-    assert host.shim.grammar_errors() == [] and version(host.server) == "good"
+    assert "--scale backend-wsgi=3" in out["up_wsgi"]["command"]
+    # the image rebuilt from the recorded commit answers through nginx, at the scale set before
+    host.route_to("backend-wsgi")  # (the restored backup routes there too; make it certain)
+    host.wait_serving("1")
+    assert host.app.running() == {"backend-wsgi": 3, "backend-asgi": 0}
 
 
 async def test_full_rollback_refuses_local_edits_and_changes_nothing(
-    tmp_path: Path, git_repo, compose_shim, nginx, app_backend
+    tmp_path: Path, git_repo, compose_app, nginx
 ) -> None:
-    host = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
-    shutil.copy(host.server.conf_path, host.server.prefix / "nginx.conf.pre-hybrid.bak")
+    host = make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
     bad_commit = host.deploy_bad_release()
     host.repo.write({"app/version.txt": "edited on the server\n"})
     tgt = target(tmp_path, "host-full-rollback", **host.params())
@@ -199,40 +228,44 @@ async def test_full_rollback_refuses_local_edits_and_changes_nothing(
     result = await run(tmp_path, tgt, ref="last-stable-release")
     assert not result.ok and result.failed_step is not None
     assert result.failed_step.step_id == "checkout" and "local edits" in result.error
-    assert host.repo.head() == bad_commit and host.shim.commands() == []
-    assert version(host.server) == "bad"
+    assert host.repo.head() == bad_commit
+    assert host.app.running() == {"backend-wsgi": 2, "backend-asgi": 2}
+    assert version(host.server) == "asgi"
 
 
-async def test_database_rollback_is_dangerous_and_migrates_inside_the_container(
-    tmp_path: Path, git_repo, compose_shim, nginx, app_backend
+async def test_a_wrong_project_name_fails_before_changing_anything(
+    tmp_path: Path, git_repo, compose_app, nginx
 ) -> None:
-    host = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
-    params = _only(host.params(), "host-database-rollback")
-    params["migrations"] = {"ai_model": "0010", "chat_session": "0010"}
-    tgt = target(tmp_path, "host-database-rollback", **params)
-    assert tgt.playbook.spec.dangerous is True
-    planned = await plan(tgt.steps, step_context(tgt, "previous"))
-    migrate = next(p for p in planned if p.step_id == "migrate")
-    assert migrate.calls[1].endswith(
-        "docker compose -p arena -f docker-compose.yml exec -T backend-wsgi python manage.py"
-        " migrate ai_model 0010"
+    host = make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
+    host.deploy_bad_release()
+    tgt = target(tmp_path, "host-config-rollback", **host.params(compose_project="chat-arena"))
+    planned = {p.step_id: p.calls for p in await plan(tgt.steps, step_context(tgt, "previous"))}
+    assert (
+        "compose project 'chat-arena' has no containers for backend-wsgi"
+        in (planned["scale_wsgi"][1])
     )
+
     result = await run(tmp_path, tgt)
-    assert result.ok, result.error
-    assert [" ".join(c[3:]) for c in host.shim.commands()][:4] == [
-        "python manage.py showmigrations ai_model chat_session",
-        "python manage.py migrate ai_model 0010",
-        "python manage.py migrate chat_session 0010",
-        "python manage.py showmigrations ai_model chat_session",
-    ]
-    assert host.shim.commands()[-1] == ["restart", "backend-wsgi"]
+    assert not result.ok and result.failed_step is not None
+    assert result.failed_step.step_id == "scale_wsgi"
+    assert (
+        "compose project 'chat-arena' has no containers for backend-wsgi"
+        " — is compose_project right?"
+    ) in result.error
+    assert host.app.running() == {"backend-wsgi": 2, "backend-asgi": 2}
+    assert (
+        host.app.engine.docker(
+            "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=chat-arena"
+        ).strip()
+        == ""
+    )  # no second project was created
+    assert version(host.server) == "asgi"
 
 
 async def test_a_run_that_died_in_the_reload_reloads_again_and_finishes(
-    tmp_path: Path, git_repo, compose_shim, nginx, app_backend
+    tmp_path: Path, git_repo, compose_app, nginx
 ) -> None:
-    host = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
-    shutil.copy(host.server.conf_path, host.server.prefix / "nginx.conf.pre-hybrid.bak")
+    host = make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
     host.deploy_bad_release()
     tgt = target(tmp_path, "host-config-rollback", **host.params())
     store = SqliteStore(tmp_path / "rollbot.db")
@@ -248,8 +281,8 @@ async def test_a_run_that_died_in_the_reload_reloads_again_and_finishes(
         await store.close()
     assert result.ok, result.error
     assert [s.outcome for s in result.steps] == ["skipped"] * 3 + ["ok"] * 4
-    wait_until(lambda: version(host.server) == "good", 5, "good backend")
-    assert [c[0] for c in host.shim.commands()] == ["up", "stop", "logs"]
+    host.wait_serving("1")
+    assert host.app.running() == {"backend-wsgi": 4, "backend-asgi": 0}
 
 
 def test_every_playbook_with_a_dangerous_step_is_marked_dangerous() -> None:
