@@ -189,3 +189,24 @@ def test_names_that_would_become_options_are_refused() -> None:
     ):
         with pytest.raises(ValidationError):
             bad()
+
+
+def test_rollbot_check_refuses_a_playbook_whose_up_scales_a_foreign_service(
+    tmp_path: Path,
+) -> None:
+    from bot.catalog import load_catalog
+    from bot.errors import ConfigError
+
+    (tmp_path / "scale-up.yml").write_text(
+        "name: scale-up\ndescription: bring WSGI up at four\n"
+        "params: {app_dir: {type: str, required: true}}\n"
+        "steps:\n"
+        "  - {id: up, type: compose.up, services: [backend-wsgi], scale: {backend-asgi: 4}}\n"
+    )
+    (tmp_path / "rollbot.yml").write_text(
+        "approvers: [U0LEAD]\nchannel: C0INC\n"
+        "targets: {chat: {playbook: scale-up.yml, app_dir: /app/Chat-Arena-Backend}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(tmp_path / "rollbot.yml")
+    assert "scale names backend-asgi, which this up does not bring up" in str(caught.value.problems)
