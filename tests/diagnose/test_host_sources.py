@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.catalog import load_catalog
 from bot.diagnose import capture
+from bot.diagnose.messaging import key_figures
 from tests.testbed.podman import BASE_IMAGE, ComposeApp
 from tests.testbed.ports import wait_until
 
@@ -60,6 +61,8 @@ async def test_containers_restarts_and_nginx_test_are_collected(
     server.write_config("events {}\nhttp { server { listen 127.0.0.1:1; broken_directive; } }\n")
     result = await capture(target)
     assert result.sources["containers"].data["services_not_running"] == ["backend-asgi"]
+    shown = dict(key_figures(result))["Containers"]
+    assert shown == f"2 of 3 running (compose project '{app.project}') · not running: backend-asgi"
     nginx_check = result.sources["nginx_test"].data
     assert nginx_check["ok"] is False and "[emerg]" in nginx_check["error"]
 
@@ -77,3 +80,4 @@ async def test_a_crash_looping_container_fires_the_restarts_trigger(
     assert data["most_restarted"]["name"] == crashing["name"]
     (trigger,) = [t for t in result.verdict.triggers if t.rule == "restarts"]
     assert trigger.severity == "high" and "container restarts" in trigger.measured
+    assert dict(key_figures(result))["Restarts"] == trigger.measured
