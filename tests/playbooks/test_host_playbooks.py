@@ -3,6 +3,7 @@ proxying to real containers (podman's Docker API driven by Compose v2), and real
 
 from __future__ import annotations
 
+import json
 import shutil
 import urllib.error
 import urllib.request
@@ -22,7 +23,7 @@ from playbooks.steps import alb, compose, files, git, github, rds, shell  # noqa
 from playbooks.steps import nginx as nginx_steps  # noqa: F401
 from tests.testbed.git import GitRepo
 from tests.testbed.nginx import Nginx
-from tests.testbed.podman import ComposeApp
+from tests.testbed.podman import IDLE, PG_CLIENT_IMAGE, ComposeApp
 from tests.testbed.ports import wait_until
 
 # the directory the runbook's operators run compose in, and the project name compose gives it
@@ -283,6 +284,76 @@ async def test_a_run_that_died_in_the_reload_reloads_again_and_finishes(
     assert [s.outcome for s in result.steps] == ["skipped"] * 3 + ["ok"] * 4
     host.wait_serving("1")
     assert host.app.running() == {"backend-wsgi": 4, "backend-asgi": 0}
+
+
+MANAGE_PY = """import json, pathlib, sys
+state = pathlib.Path("/app/migrations.json")
+applied = json.loads(state.read_text())
+if sys.argv[1] == "showmigrations":
+    for app in sys.argv[2:]:
+        print(app)
+        for n in sorted(applied[app]):
+            print(f" [X] {n}")
+elif sys.argv[1] == "migrate":
+    app, target = sys.argv[2], sys.argv[3]
+    applied[app] = [n for n in applied[app] if n <= target]
+    state.write_text(json.dumps(applied))
+"""
+
+
+async def test_database_rollback_migrates_inside_the_container(
+    tmp_path: Path, compose_app, app_backend
+) -> None:
+    # backend-wsgi: a container with the host's /usr (its python) and a stand-in manage.py
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "python").symlink_to("/usr/bin/python3")
+    app_dir = tmp_path / "Chat-Arena-Backend"
+    (app_dir / "app").mkdir(parents=True)
+    (app_dir / "app" / "version.txt").write_text("1\n")
+    (app_dir / "manage.py").write_text(MANAGE_PY)
+    migrations = {"ai_model": ["0010", "0011"], "chat_session": ["0009", "0010", "0011"]}
+    (app_dir / "migrations.json").write_text(json.dumps(migrations))
+    wsgi = {
+        "image": PG_CLIENT_IMAGE,
+        "pull_policy": "never",
+        "network_mode": "host",
+        "command": ["/bin/sh", "-c", IDLE.replace("$", "$$")],
+        "working_dir": "/app",
+        "environment": {"PATH": "/opt/py:/usr/bin:/bin"},
+        "volumes": ["/usr:/usr:ro", f"{tools}:/opt/py:ro", f"{app_dir}:/app"],
+    }
+    app = compose_app(
+        app_dir,
+        web={"backend-asgi": 1},
+        postgres=False,
+        project=PROJECT,
+        extra={"backend-wsgi": wsgi},
+    )
+    health = app_backend("good")
+    params = {
+        "app_dir": str(app_dir),
+        "migrations": {"ai_model": "0010", "chat_session": "0010"},
+        "lock_file": str(tmp_path / "deployment.lock"),
+        "health_urls": [f"{health.url}/api/health/"],
+    }
+    tgt = target(tmp_path, "host-database-rollback", **params)
+    assert tgt.playbook.spec.dangerous is True
+    planned = await plan(tgt.steps, step_context(tgt, "previous"))
+    migrate = next(p for p in planned if p.step_id == "migrate")
+    assert migrate.calls[1].endswith(
+        "docker compose -f docker-compose.yml exec -T backend-wsgi python manage.py"
+        " migrate ai_model 0010"
+    )
+    result = await run(tmp_path, tgt)
+    assert result.ok, result.error
+    out = {s.step_id: s.output for s in result.steps}
+    assert " [X] 0011" in out["migrate"]["before"]
+    assert json.loads((app_dir / "migrations.json").read_text()) == {
+        "ai_model": ["0010"],
+        "chat_session": ["0009", "0010"],
+    }
+    assert app.running() == {"backend-asgi": 1, "backend-wsgi": 1}  # restarted, running
 
 
 def test_every_playbook_with_a_dangerous_step_is_marked_dangerous() -> None:
