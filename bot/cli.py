@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--host", default="0.0.0.0")
     sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
-    sub.add_parser("check", help="validate settings, catalog and playbooks")
+    check_cmd = sub.add_parser("check", help="validate settings, catalog and playbooks")
+    check_cmd.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask the hosts: does each compose project have the containers its steps name?",
+    )
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
     plan.add_argument("--to", dest="ref", default="previous")
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         match args.command:
             case "check":
-                return check(settings)
+                return check(settings, online=args.online)
             case "plan":
                 return asyncio.run(plan_target(settings, args.target, args.ref))
             case "audit":
@@ -76,7 +81,7 @@ def _print_problems(exc: ConfigError) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def check(settings) -> int:
+def check(settings, online: bool = False) -> int:
     from bot.catalog import load_catalog
     from bot.playbook import load_playbook, shipped_playbooks
 
@@ -101,7 +106,29 @@ def check(settings) -> int:
     for name, target in sorted(catalog.targets.items()):
         count = len(target.steps)
         print(f"  {name}: {target.playbook.name} ({count} step{'' if count == 1 else 's'})")
+    if online:
+        found = asyncio.run(_online_problems(catalog))
+        for problem in found:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1 if found else 0
     return 0
+
+
+async def _online_problems(catalog) -> list[str]:
+    """What the hosts say now: compose steps whose project has no containers to act on."""
+    from bot.engine import step_context
+    from playbooks.steps.compose import ComposeStep
+
+    problems: list[str] = []
+    for name, target in sorted(catalog.targets.items()):
+        ctx = step_context(target, "previous")
+        for step in target.steps:
+            if isinstance(step, ComposeStep):
+                problem = await step.container_problem(ctx)
+                line = f"{name}: step {step.id}: {problem}"
+                if problem and line not in problems:
+                    problems.append(line)
+    return problems
 
 
 async def plan_target(settings, name: str, ref: str) -> int:

@@ -200,6 +200,20 @@ class ComposeStep(HostStep):
                     note += "; " + WRONG_PROJECT.format(project=name, services=missing)
         return [*lines, note + ")"]
 
+    async def container_problem(self, ctx: StepContext) -> str | None:
+        """Why this step would refuse to run now (no containers for what it names, or they
+        cannot be listed); None when it would go ahead. For `rollbot check --online`."""
+        if not self.needs_containers:
+            return None
+        try:
+            missing = self.missing(await self.containers(ctx))
+        except StepFailed as exc:
+            return str(exc)
+        if not missing:
+            return None
+        name, source = self.project_name(ctx)
+        return f"{WRONG_PROJECT.format(project=name, services=missing)} (name from {source})"
+
     async def _found_or_none(self, ctx: StepContext) -> dict[str, int] | None:
         try:
             return await self.containers(ctx)

@@ -4,7 +4,10 @@ proxying to real containers (podman's Docker API driven by Compose v2), and real
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -370,3 +373,35 @@ def _only(params: dict[str, Any], playbook: str) -> dict[str, Any]:
     """The subset of `params` a playbook accepts (unknown target keys are errors)."""
     known = load_playbook(playbook).spec.params
     return {k: v for k, v in params.items() if k in known}
+
+
+def test_rollbot_check_online_names_the_target_whose_project_has_no_containers(
+    tmp_path: Path, git_repo, compose_app, nginx
+) -> None:
+    host = make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
+    right = host.params()
+    wrong = host.params(compose_project="chat-arena")
+    catalog = {
+        "approvers": ["U0LEAD"],
+        "channel": "C0INC",
+        "targets": {
+            "chat-right": {"playbook": "host-config-rollback", **right},
+            "chat-wrong": {"playbook": "host-config-rollback", **wrong},
+        },
+    }
+    config = tmp_path / "rollbot.yml"
+    config.write_text(yaml.safe_dump(catalog))
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "check", "--online"],
+        env={**os.environ, "ROLLBOT_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "chat-wrong: step scale_wsgi: compose project 'chat-arena' has no containers for"
+        " backend-wsgi — is compose_project right? (name from compose_project (-p))"
+    ) in done.stderr
+    assert "chat-right" not in done.stderr and "Traceback" not in done.stderr
+    assert host.app.running() == {"backend-wsgi": 2, "backend-asgi": 2}
