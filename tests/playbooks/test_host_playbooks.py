@@ -103,11 +103,11 @@ class Host:
         if rebuild:
             self.app.compose("up", "-d", "--build", "--no-deps", "backend-wsgi")
         self.route_to("backend-asgi")
-        wait_until(lambda: version(self.server) == "asgi", 10, "nginx routed to ASGI")
+        wait_until(lambda: version(self.server) == "asgi", 60, "nginx routed to ASGI", 0.1)
         return commit
 
     def wait_serving(self, expected: str) -> None:
-        wait_until(lambda: version(self.server) == expected, 15, f"release {expected}", 0.1)
+        wait_until(lambda: version(self.server) == expected, 60, f"release {expected}", 0.1)
 
 
 def make_host(

@@ -29,14 +29,13 @@ BASE_IMAGE = "localhost/rollbot-busybox:1"
 PG_CLIENT_IMAGE = "localhost/rollbot-pg-client:1"
 PASSWD = "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999::/tmp:/bin/sh\n"
 GROUP = "root:x:0:\npostgres:x:999:\n"
-# PID 1 of a test container: a shell that leaves on SIGTERM (a stop takes no 10 s grace), runs
-# busybox httpd on the first free port of its service's range (scaled replicas share the
-# host's network) and waits for it.
+# PID 1 of a test container: a shell that leaves on SIGTERM (a stop takes no 10 s grace) and
+# runs busybox httpd on the first free port of its service's range (scaled replicas share the
+# host's network): when httpd exits at once because a sibling took the port, the next is tried.
 SERVE = (
     "trap 'exit 0' TERM INT; "
     "for p in $(seq {first} {last}); do "
-    "httpd -f -p 127.0.0.1:$p -h {root} & pid=$!; sleep 0.3; "
-    "if kill -0 $pid 2>/dev/null; then wait $pid; exit 0; fi; done; exit 1"
+    "httpd -f -p 127.0.0.1:$p -h {root} & wait $!; done; exit 1"
 )
 IDLE = "trap 'exit 0' TERM INT; while :; do sleep 1 & wait $!; done"
 PORTS_PER_SERVICE = 6
