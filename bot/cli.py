@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         "--online",
         action="store_true",
         help="also check the Slack token (auth.test), AWS credentials (sts "
-        "get-caller-identity) and GitHub (when GITHUB_TOKEN is set)",
+        "get-caller-identity), GitHub (when GITHUB_TOKEN is set) and that each compose project "
+        "has the containers its steps name",
     )
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
@@ -113,7 +114,7 @@ def _print_problems(exc: ConfigError) -> None:
 
 async def check(settings, *, online: bool = False) -> int:
     """Catalog and playbooks, then the store (Redis reachable, SQLite file writable); online:
-    also Slack, AWS and GitHub. Each reachability check prints one line."""
+    also Slack, AWS, GitHub and the compose projects. Each reachability check prints one line."""
     from bot import startup
     from bot.catalog import load_catalog
     from playbooks.loader import load_playbook, shipped_playbooks
@@ -145,7 +146,28 @@ async def check(settings, *, online: bool = False) -> int:
         reached = [await startup.store_check(settings)]
     for outcome in reached:
         print(outcome.line())
-    return 1 if problems or not all(outcome.ok for outcome in reached) else 0
+    host_problems = await _online_problems(catalog) if online and catalog is not None else []
+    for problem in host_problems:
+        print(f"  - {problem}", file=sys.stderr)
+    failed = problems or host_problems or not all(outcome.ok for outcome in reached)
+    return 1 if failed else 0
+
+
+async def _online_problems(catalog) -> list[str]:
+    """What the hosts say now: compose steps whose project has no containers to act on."""
+    from playbooks.runner import step_context
+    from playbooks.steps.compose import ComposeStep
+
+    problems: list[str] = []
+    for name, target in sorted(catalog.targets.items()):
+        ctx = step_context(target, "previous")
+        for step in target.steps:
+            if isinstance(step, ComposeStep):
+                problem = await step.container_problem(ctx)
+                line = f"{name}: step {step.id}: {problem}"
+                if problem and line not in problems:
+                    problems.append(line)
+    return problems
 
 
 async def plan_target(settings, name: str, ref: str) -> int:
