@@ -105,7 +105,7 @@ def check(settings) -> int:
 
 async def plan_target(settings, name: str, ref: str) -> int:
     from bot.catalog import load_catalog
-    from playbooks.base import StepFailed
+    from playbooks.base import NothingToDo, StepFailed
     from playbooks.runner import plan, step_context
 
     catalog = load_catalog(settings.rollbot_config)
@@ -119,6 +119,9 @@ async def plan_target(settings, name: str, ref: str) -> int:
     except StepFailed as exc:
         print(f"cannot plan: {exc}", file=sys.stderr)
         return 1
+    except NothingToDo as exc:
+        print(f"{exc}.")
+        return 0
     for entry in planned:
         mark = "CHANGE" if entry.mutating else "read  "
         print(f"{entry.index + 1:>2}. [{mark}] {entry.title}")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import Field
 
-from playbooks.base import ChangeStep, Step, StepContext, StepFailed
+from playbooks.base import ChangeStep, Step, StepContext, StepFailed, world
 from playbooks.steps.git import GIT_REF, PREVIOUS
 
 DEFAULT_API = "https://api.github.com"
@@ -220,6 +220,7 @@ class GitHubResolveRef(_GitHubStep):
             "live_commit": live,
             "source": f"{wf} run #{earlier.get('run_number')}: {earlier.get('html_url')}",
             "summary": f"{live[:12]} -> {earlier['head_sha'][:12]} (deployed before the live one)",
+            **world(repo, live[:12]),
         }
 
 
