@@ -14,6 +14,11 @@ A step that runs commands on a host adds the `HostCommands` fields and helpers
 (playbooks.steps.executor) to one of these. Each step declares what it needs: `needs_env`
 names the environment variables its child processes need from the bot's own environment.
 
+While planning, a step that finds the target already as requested raises `NothingToDo`, and
+one asked for what the target does not allow raises `RequestRefused`: the request is answered
+before anything is announced. A resolving step may add `world(subject, on)` to its output, so
+a plan made again before the run can say what moved since the approval.
+
 Every subclass whose `type` is a Literal is registered under that name when its class is
 created; importing the playbooks.steps package imports every step module."""
 

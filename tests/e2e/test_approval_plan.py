@@ -195,3 +195,19 @@ def test_ecs_image_without_to_goes_back_to_the_image_that_ran_before(
     spec = api_bed.aws.client("ecs").describe_task_definition(taskDefinition=running)
     assert spec["taskDefinition"]["containerDefinitions"][0]["image"] == f"{REPO}/sandbox-broker:v2"
     assert changes(aws_gate) == {"RegisterTaskDefinition": 1, "UpdateService": 1}
+
+
+def test_a_world_that_moves_during_the_run_stops_it_before_the_change(
+    api_bed: ApiTestBed, aws_gate: AwsGate, fake_slack: FakeSlackApi
+) -> None:
+    bot = api_bed.start_bot(env={"AWS_ENDPOINT_URL": aws_gate.url})
+    value = request_rollback(bot, fake_slack, "api")  # :3 -> :2
+    deployed: list[str] = []
+    # the plan made again just before the run still holds; right after it looked, :4 goes live
+    aws_gate.trap("ListTaskDefinitions", "after", lambda: deployed.append(deploy(api_bed)))
+    click(bot, "rollback_approve", value, LEAD)
+    text = fake_slack.wait_for("chat.postMessage", has_ended, timeout=40)[0].args["text"]
+    assert deployed and "ROLLBACK FAILED" in text, text
+    assert "would now make calls that were not approved, so it did not run" in text
+    assert changes(aws_gate) == {}
+    assert service_state(api_bed.aws, CLUSTER, SERVICE)["taskDefinition"] == deployed[0]

@@ -12,8 +12,11 @@ from bot.store.sqlite import SqliteStore
 from playbooks.base import NothingToDo, RequestRefused
 from playbooks.runner import PlannedStep, PlaybookRunner, plan, plan_digest, step_context
 from playbooks.steps.ecs_image import image_for, repository
+from playbooks.steps.github import GitHubResolveRef
 from tests.playbooks.test_ecs_playbooks import CLUSTER, target
+from tests.playbooks.test_github import REPO, context
 from tests.testbed.aws import Aws, make_ecs_service, register_revisions, service_state
+from tests.testbed.github_api import FakeGitHub, sha
 
 ECR = "123456789012.dkr.ecr.eu-central-1.amazonaws.com"
 DIGEST = "sha256:" + "ab" * 32
@@ -127,3 +130,24 @@ async def test_ecs_image_previous_is_the_image_of_the_revision_before(
     solo = target(tmp_path, "ecs-image", service="solo")
     with pytest.raises(RequestRefused, match="ecs-image needs `to TAG`"):
         await plan(solo.steps, step_context(solo, "previous"))
+
+
+@pytest.fixture
+def gh(github_api: FakeGitHub) -> FakeGitHub:
+    github_api.add_repo(REPO)
+    github_api.add_workflow(REPO, "deploy-prod.yml")
+    return github_api
+
+
+async def test_github_previous_already_live_is_nothing_to_do(gh: FakeGitHub) -> None:
+    gh.add_run(REPO, "deploy-prod.yml", sha("good"), minutes_ago=60)
+    gh.add_run(REPO, "deploy-prod.yml", sha("bad"), minutes_ago=30)
+    planned = await GitHubResolveRef().run(context(gh))
+    assert planned["commit"] == sha("good")
+    gh.add_run(REPO, "deploy-prod.yml", sha("good"), minutes_ago=1)  # someone redeployed it
+    again = context(gh)
+    again.approved = {"": planned}  # GitHubResolveRef() has the empty id
+    with pytest.raises(NothingToDo, match=r"already runs \w+, where the approved plan"):
+        await GitHubResolveRef().run(again)
+    # without an approved plan, the same history is an ordinary rollback one deploy back
+    assert (await GitHubResolveRef().run(context(gh)))["commit"] == sha("bad")
