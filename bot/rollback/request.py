@@ -22,6 +22,7 @@ from bot.slack.text import code, escape
 from bot.store.audit import audit
 from bot.store.base import Job, Record, now
 from playbooks.base import NothingToDo, RequestRefused, StepFailed
+from playbooks.runner import PlannedStep
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ async def _capture(services: Services, tgt: Target) -> Any:
     return result
 
 
-def _kept(planned: Any) -> tuple[list[dict[str, Any]], str]:
+def _kept(planned: list[PlannedStep]) -> tuple[list[dict[str, Any]], str]:
     stored = kept(planned)
     return stored["plan"], stored["plan_digest"]
 
