@@ -172,7 +172,7 @@ async def _online_problems(catalog) -> list[str]:
 
 async def plan_target(settings, name: str, ref: str) -> int:
     from bot.catalog import load_catalog
-    from playbooks.base import StepFailed
+    from playbooks.base import NothingToDo, StepFailed
     from playbooks.runner import plan, step_context
 
     catalog = load_catalog(settings.rollbot_config)
@@ -186,6 +186,9 @@ async def plan_target(settings, name: str, ref: str) -> int:
     except StepFailed as exc:
         print(f"cannot plan: {exc}", file=sys.stderr)
         return 1
+    except NothingToDo as exc:
+        print(f"{exc}.")
+        return 0
     for entry in planned:
         mark = "CHANGE" if entry.mutating else "read  "
         print(f"{entry.index + 1:>2}. [{mark}] {entry.title}")

@@ -110,7 +110,7 @@ def test_runbook_002_dispatches_the_workflow_and_reports_its_run(
     (run,) = github.dispatched()
     assert run.inputs == {
         "environment": "prod",
-        "rollback_to_tag": "v1.2.3",
+        "rollback_to_tag": sha("v1.2.3"),  # the commit the approver saw, not the tag name
         "confirm_rollback": "ROLLBACK",
     }
     assert f"https://github.com/{REPO}/actions/runs/{run.id}" in text
