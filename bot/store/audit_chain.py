@@ -83,55 +83,79 @@ class Verdict:
         )
 
 
-def _broken_link(entry: AuditEntry, prior_seq: int, before: AuditEntry | None) -> tuple[str, int]:
-    """Name the entry a broken link points at: a gap in the numbers means entries were removed."""
-    if entry.seq > prior_seq + 1:
-        first, last = prior_seq + 1, entry.seq - 1
-        missing = str(first) if first == last else f"{first}..{last}"
-        return f"removed (entry {missing} missing; entry {entry.seq} links past it)", first
-    if before is None:
-        return "an earlier chained entry was removed (it does not link to the start)", entry.seq
-    return (
-        f"changed, replaced or moved (entry {entry.seq} does not link to it: it was rehashed, "
-        "or entries around it were removed or reordered)",
-        before.seq,
-    )
+class _Walk:
+    """One pass over a log, oldest first, remembering what a broken link needs to be named."""
+
+    def __init__(self, entries: list[AuditEntry]) -> None:
+        self.entries = entries
+        self.listed = {e.seq for e in entries}
+        self.hashes = {e.hash for e in entries if e.hash}
+        self.count = self.unchained = 0
+        self.before: AuditEntry | None = None  # the last chained entry that checked out
+        self.prior_seq = 0  # the entry listed just before, chained or not
+
+    def verdict(self, problem: str | None = None, seq: int | None = None) -> Verdict:
+        last = self.before
+        head_seq, head = (0, GENESIS) if last is None else (last.seq, last.hash)
+        return Verdict(self.count, head_seq, head, self.unchained, problem, seq)
+
+    def check(self, entry: AuditEntry) -> tuple[str, int] | None:
+        """The problem with the next entry and the entry it names, or None."""
+        if entry.seq <= self.prior_seq:
+            return f"reordered (listed after entry {self.prior_seq})", self.prior_seq
+        if not entry.hash:
+            if self.before is None:  # older than the chain
+                self.unchained, self.prior_seq = self.unchained + 1, entry.seq
+                return None
+            return "carries no chain link (written outside Rollbot, or unlinked)", entry.seq
+        if link(entry.prev, entry.seq, body(entry)) != entry.hash:
+            return self._unhashed(entry)
+        if entry.prev != (GENESIS if self.before is None else self.before.hash):
+            return self._unlinked(entry)
+        self.before, self.count, self.prior_seq = entry, self.count + 1, entry.seq
+        return None
+
+    def _unhashed(self, entry: AuditEntry) -> tuple[str, int]:
+        """An entry whose hash does not match: moved whole from another place, or changed."""
+        text = body(entry)
+        for origin in sorted(self.listed - {entry.seq}):
+            if link(entry.prev, origin, text) == entry.hash:
+                return f"reordered (it was written as entry {origin})", entry.seq
+        return "changed (its content no longer matches its hash)", entry.seq
+
+    def _unlinked(self, entry: AuditEntry) -> tuple[str, int]:
+        """An intact entry that does not link to the one before it: name what is missing."""
+        gap = range(self.prior_seq + 1, entry.seq)
+        if gap:
+            moved = [seq for seq in gap if seq in self.listed]
+            if moved:
+                return f"reordered (listed after entry {entry.seq})", moved[0]
+            missing = str(gap[0]) if len(gap) == 1 else f"{gap[0]}..{gap[-1]}"
+            return f"removed (entry {missing} missing; entry {entry.seq} links past it)", gap[0]
+        if self.before is None:
+            return "an earlier entry was removed (this one does not link to the start)", entry.seq
+        if entry.prev == GENESIS:
+            return "starts a new chain (the stored head was lost or reset)", entry.seq
+        return (
+            f"changed and rehashed, or replaced (entry {entry.seq} does not link to it)",
+            self.before.seq,
+        )
 
 
 def verify(entries: Iterable[AuditEntry], expect_head: str | None = None) -> Verdict:
     """Check a whole log, oldest first; stops at the first entry that breaks the chain.
 
     `expect_head` is a head hash recorded earlier, elsewhere: it must still be in the chain,
-    which shows nothing was cut off the end since (or rewritten before it).
+    which shows nothing was cut off the end since (nor the chain rewritten before it).
     """
-    count, unchained = 0, 0
-    before: AuditEntry | None = None  # the last chained entry
-    seen_heads: set[str] = set()
-
-    def verdict(problem: str | None = None, seq: int | None = None) -> Verdict:
-        head_seq, head = (0, GENESIS) if before is None else (before.seq, before.hash)
-        return Verdict(count, head_seq, head, unchained, problem, seq)
-
-    prior_seq = 0  # the entry listed just before, chained or not
-    for entry in entries:
-        if entry.seq <= prior_seq:
-            return verdict(f"reordered (it comes after entry {prior_seq})", entry.seq)
-        if not entry.hash:
-            if before is None:
-                unchained, prior_seq = unchained + 1, entry.seq  # older than the chain
-                continue
-            return verdict(
-                "carries no chain link (written outside Rollbot, or unlinked)", entry.seq
-            )
-        if link(entry.prev, entry.seq, body(entry)) != entry.hash:
-            return verdict("changed (its content or number no longer matches its hash)", entry.seq)
-        if entry.prev != (GENESIS if before is None else before.hash):
-            return verdict(*_broken_link(entry, prior_seq, before))
-        before, count, prior_seq = entry, count + 1, entry.seq
-        seen_heads.add(entry.hash)
-    if expect_head is not None and expect_head.removeprefix("sha256:") not in seen_heads:
-        return verdict(
-            f"the recorded head {expect_head} is no longer in the chain: entries were cut off "
-            "the end, or the chain was rewritten"
+    walk = _Walk(list(entries))
+    for entry in walk.entries:
+        found = walk.check(entry)
+        if found is not None:
+            return walk.verdict(*found)
+    if expect_head is not None and expect_head.removeprefix("sha256:") not in walk.hashes:
+        return walk.verdict(
+            f"the recorded head {expect_head} is not in the chain: entries were cut off the "
+            "end, or the chain was rewritten"
         )
-    return verdict()
+    return walk.verdict()
