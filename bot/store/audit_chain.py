@@ -133,7 +133,7 @@ class _Walk:
             missing = str(gap[0]) if len(gap) == 1 else f"{gap[0]}..{gap[-1]}"
             return f"removed (entry {missing} missing; entry {entry.seq} links past it)", gap[0]
         if self.before is None:
-            return "an earlier entry was removed (this one does not link to the start)", entry.seq
+            return "does not link to the start: an earlier entry was removed or unlinked", entry.seq
         if entry.prev == GENESIS:
             return "starts a new chain (the stored head was lost or reset)", entry.seq
         return (

@@ -217,3 +217,33 @@ async def test_appends_after_the_head_key_is_lost_break_the_chain(redis_url: str
     finally:
         await store.close()
     assert not verdict.intact and verdict.seq == 4, verdict.summary()
+
+
+async def test_links_stripped_from_the_oldest_entries_are_found(store: Store) -> None:
+    await seeded(store, 4)
+    t = tamperer(store)
+    try:
+        t.unlink(1)
+        t.unlink(2)
+    finally:
+        t.close()
+    verdict = verify(await read_back(store))
+    assert not verdict.intact and verdict.seq == 3, verdict.summary()
+    assert "removed or unlinked" in verdict.summary()
+
+
+async def test_entries_older_than_the_chain_are_counted_not_covered(store: Store) -> None:
+    await seeded(store, 3)
+    t = tamperer(store)
+    try:
+        for seq in (1, 2, 3):
+            t.unlink(seq)  # as a log written before entries were chained reads back
+    finally:
+        t.close()
+    if isinstance(store, RedisStore):  # nor was there a head then
+        redis.Redis.from_url(store.url).delete(f"{store.prefix}audit:head")
+    await store.audit(entry(4))  # the first chained entry links to the start
+    verdict = verify(await read_back(store))
+    assert verdict.intact, verdict.summary()
+    assert (verdict.count, verdict.unchained, verdict.head_seq) == (1, 3, 4)
+    assert "3 older unchained entries not covered" in verdict.summary()
