@@ -6,10 +6,13 @@ naming the entry."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,6 +165,33 @@ def test_audit_verify_on_what_the_bot_wrote(
     assert anchored.returncode == 1 and "cut off the end" in anchored.stderr
     # the original store was never touched
     assert rollbot_audit(stores.env, "--verify").stdout.strip() == summary
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_replicas_auditing_at_once_extend_one_chain(
+    backend: str, api_bed: ApiTestBed, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    env = {"REDIS_URL": request.getfixturevalue("redis_url")} if backend == "redis" else {}
+    bots = [api_bed.start_bot(env=env) for _ in range(3)]
+    clicks = 30  # each an audited refusal, written by whichever replica it reaches
+
+    def forged(n: int) -> int:
+        value = json.dumps({"id": f"rb-{n:08d}"})
+        return click(bots[n % len(bots)], "rollback_approve", value, LEAD)[0]
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        assert set(pool.map(forged, range(clicks))) == {200}
+    stores = StoreCopies(bots[0].env, tmp_path)
+    deadline = time.monotonic() + 20
+    while sum(e.action == "rollback.forged_click" for e in stores.log()) < clicks:
+        assert time.monotonic() < deadline, "not every click was audited"
+        time.sleep(0.2)
+    for bot in bots:
+        bot.stop()
+    log = stores.log()
+    out = rollbot_audit(stores.env, "--verify")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"audit log intact: {len(log)} entries, head entry {log[-1].seq}")
 
 
 def test_expect_head_needs_verify(tmp_path: Path) -> None:
