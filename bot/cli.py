@@ -67,9 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
     plan.add_argument("--to", dest="ref", default="previous")
-    audit = sub.add_parser("audit", help="export the audit log as JSON lines")
+    audit = sub.add_parser("audit", help="export the audit log as JSON lines, or verify it")
     audit.add_argument("--since", default="1970-01-01", help="ISO date or time (UTC)")
+    audit.add_argument(
+        "--verify", action="store_true", help="check the hash chain of the whole log"
+    )
+    audit.add_argument(
+        "--expect-head",
+        metavar="HASH",
+        help="with --verify: a head hash recorded earlier, which must still be in the chain",
+    )
     args = parser.parse_args(argv)
+    if args.command == "audit" and args.expect_head and not args.verify:
+        parser.error("--expect-head needs --verify")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -87,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 return asyncio.run(check(settings, online=args.online))
             case "plan":
                 return asyncio.run(plan_target(settings, args.target, args.ref))
+            case "audit" if args.verify:
+                return asyncio.run(verify_audit(settings, args.expect_head))
             case "audit":
                 return asyncio.run(export_audit(settings, args.since))
             case "serve" | "socket":
@@ -215,3 +227,20 @@ async def export_audit(settings, since: str) -> int:
     finally:
         await store.close()
     return 0
+
+
+async def verify_audit(settings, expect_head: str | None) -> int:
+    """Check the whole log's hash chain: 0 and a summary with the head hash (record it
+    elsewhere, and pass it back as --expect-head later), or 1 naming the first broken entry."""
+    from bot.store import open_store
+    from bot.store.audit_chain import verify
+
+    store = open_store(settings)
+    await store.connect()
+    try:
+        entries = await store.audit_since(float("-inf"), limit=sys.maxsize)
+    finally:
+        await store.close()
+    verdict = verify(entries, expect_head)
+    print(verdict.summary(), file=sys.stdout if verdict.intact else sys.stderr)
+    return 0 if verdict.intact else 1
