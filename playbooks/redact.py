@@ -34,6 +34,8 @@ SECRET_ENDINGS = ("password", "passwd", "pwd", "secret", "token", "apikey", "pri
 NOT_PASS_WORDS = frozenset({"bypass", "compass", "overpass", "underpass", "surpass"})
 # Names that contain a secret-looking part but are known not to be (Slack's view field).
 NOT_SECRET_NAMES = frozenset({"private_metadata"})
+# A key that names a variable (DB_PASSWORD, apiKey, x-api-key), as opposed to free text.
+IDENTIFIER = re.compile(r"[A-Za-z_][\w.-]{0,127}")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _PARTS = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z])(?=[0-9])")
 
@@ -85,6 +87,15 @@ TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\b(?:sk|rk|pk)_(?:live|test)_{_ID}{{8,}}|\bwhsec_{_ID}{{16,}}"), HIDDEN),
     (re.compile(rf"\bAIza[\w-]{{35}}|\bnpm_{_ID}{{36}}|\bSG\.[\w-]{{16,}}\.[\w-]{{16,}}"), HIDDEN),
     (re.compile(r"\bsk-(?:proj-|ant-)?[\w-]{20,}|\bglpat-[\w-]{20,}"), HIDDEN),
+    # a long base64 run mixing cases and digits: key material on a line of its own (the body
+    # of a PEM block split into log lines, a bare AWS secret key); hex digests have no capitals
+    (
+        re.compile(
+            r"(?<![\w/+])(?=[A-Za-z0-9+/]*[A-Z])(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[0-9])"
+            r"[A-Za-z0-9+/]{40,}={0,2}"
+        ),
+        HIDDEN,
+    ),
     (re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"), HIDDEN),  # JWTs
     (
         re.compile(r"(?i)\b(bearer|basic)(\s+)(?!\[redacted\])[A-Za-z0-9._~+/=-]{8,}"),
@@ -98,7 +109,7 @@ TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # name=value, name: value, "name": "value" pairs: the value goes when the name is secret.
 _PAIR = re.compile(
     r"(?P<name>\b[A-Za-z_][\w.-]*)(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?!\[redacted\]|sha256:|//|(?i:bearer|basic)\s)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]<>]+)"
+    r"(?![\"']?(?:\[redacted\]|sha256:)|//|(?i:bearer|basic)\s)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]<>]+)"
 )
 # Values shorter than this are not hunted for in free text: "1" or "true" would shred every line.
 MIN_LEARNED_LENGTH = 6
@@ -180,6 +191,23 @@ def learn_mapping(data: Any) -> None:
             learn_mapping(item)
 
 
+def learn_config(data: Any) -> None:
+    """Learn the secrets in a configuration (a catalog, a playbook's parameters): values under
+    secret names, and the password of every URL that carries one (a database DSN)."""
+    learn_mapping(data)
+    _learn_url_passwords(data)
+
+
+def _learn_url_passwords(data: Any) -> None:
+    if isinstance(data, dict):
+        data = list(data.values())
+    if isinstance(data, list | tuple):
+        for item in data:
+            _learn_url_passwords(item)
+    elif isinstance(data, str) and "://" in data and "@" in data:
+        learn(v for v in _variants([data]) if v != data.strip())
+
+
 def fingerprint(value: str) -> str:
     """A short stand-in for a secret: shows that it changes without showing what it is."""
     return FINGERPRINT_PREFIX + hashlib.sha256(value.encode()).hexdigest()[:8]
@@ -221,6 +249,9 @@ class Redactor:
             if self.is_secret_name(name):
                 self.learn([value])
                 value = HIDDEN
+            else:
+                _learn_url_passwords(value)
+                value = self.text(value)
             out.append({"name": name, "value": value})
         return out
 
@@ -239,7 +270,12 @@ class Redactor:
         return value
 
     def _field(self, key: str, value: Any) -> Any:
-        if isinstance(value, str) and value and self.is_secret_name(key):
+        if (
+            isinstance(value, str)
+            and value
+            and IDENTIFIER.fullmatch(key)
+            and self.is_secret_name(key)
+        ):
             # hidden, not learned: a key like "auth" may hold "required" in a health body
             return value if value.startswith(FINGERPRINT_PREFIX) else HIDDEN
         return self.value(value)
