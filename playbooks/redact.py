@@ -88,10 +88,11 @@ TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\bAIza[\w-]{{35}}|\bnpm_{_ID}{{36}}|\bSG\.[\w-]{{16,}}\.[\w-]{{16,}}"), HIDDEN),
     (re.compile(r"\bsk-(?:proj-|ant-)?[\w-]{20,}|\bglpat-[\w-]{20,}"), HIDDEN),
     # a long base64 run mixing cases and digits: key material on a line of its own (the body
-    # of a PEM block split into log lines, a bare AWS secret key); hex digests have no capitals
+    # of a PEM block split into log lines, a bare AWS secret key); hex digests have no capitals,
+    # and a run right after "." "/" ":" or "-" is part of a host name, a path or an ARN
     (
         re.compile(
-            r"(?<![\w/+])(?=[A-Za-z0-9+/]*[A-Z])(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[0-9])"
+            r"(?<![\w/+.:-])(?=[A-Za-z0-9+/]*[A-Z])(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[0-9])"
             r"[A-Za-z0-9+/]{40,}={0,2}"
         ),
         HIDDEN,

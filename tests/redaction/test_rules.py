@@ -190,3 +190,16 @@ def test_the_log_filter_hides_messages_arguments_and_tracebacks() -> None:
     written = stream.getvalue()
     assert "step said" in written and "RuntimeError" in written
     assert leaks(written) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "see https://slack.com/archives/C0INCIDENTS/p1764412345678901 for the thread",
+        "arn:aws:ecs:eu-central-1:123456789012:task-definition/sandbox-broker:3",
+        "123456789012.dkr.ecr.eu-central-1.amazonaws.com/api@sha256:" + "ab12" * 16,
+        "commit 3f2a9c0d1e4b5a6978f0e1d2c3b4a5968778695a on main",
+    ],
+)
+def test_links_arns_images_and_digests_are_not_taken_for_key_material(line: str) -> None:
+    assert redact_text(line) == line
