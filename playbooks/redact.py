@@ -214,10 +214,19 @@ def fingerprint(value: str) -> str:
     return FINGERPRINT_PREFIX + hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
-def _hide_pair(match: re.Match[str]) -> str:
-    if not is_secret_name(match["name"]):
-        return match[0]
-    return f"{match['name']}{match['sep']}{HIDDEN}"
+def _hide_pairs(text: str) -> str:
+    """The value of each secret-named pair hidden; after a plain name the scan goes on right
+    after its separator, so `PLAIN=x-api-key: KEY` still finds the pair inside the value."""
+    out, pos = [], 0
+    while match := _PAIR.search(text, pos):
+        if is_secret_name(match["name"]):
+            out += [text[pos : match.start("value")], HIDDEN]
+            pos = match.end("value")
+        else:
+            out.append(text[pos : match.end("sep")])
+            pos = match.end("sep")
+    out.append(text[pos:])
+    return "".join(out)
 
 
 class Redactor:
@@ -240,7 +249,7 @@ class Redactor:
         text = LEARNED.hide(text)
         for pattern, replacement in TEXT_PATTERNS:
             text = pattern.sub(replacement, text)
-        return _PAIR.sub(_hide_pair, text)
+        return _hide_pairs(text)
 
     def environment(self, env: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
         """ECS `environment` entries: values of secret names hidden (and learned)."""

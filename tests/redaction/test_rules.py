@@ -57,6 +57,12 @@ def test_learning_is_process_wide_across_redactors() -> None:
     assert "pin-991122" not in redact_text("pin-991122 used")
 
 
+def test_a_pair_inside_a_plain_value_is_still_found() -> None:
+    assert redact_text("PLAIN_23=x-api-key: abcdef123456 MODE=fast") == (
+        f"PLAIN_23=x-api-key: {HIDDEN} MODE=fast"
+    )
+
+
 def test_structured_data_hides_values_under_secret_keys_and_pairs() -> None:
     data = {
         "environment": [{"name": k, "value": v} for k, v in environment().items()],
