@@ -57,7 +57,7 @@ def is_secret_name(name: str) -> bool:
 
 
 class _SecretName:
-    """`SECRET_NAME.search(name)` as the old regular expression was used: now the name rule."""
+    """For callers that test a name with `SECRET_NAME.search(name)`: the same rule."""
 
     def search(self, name: str) -> bool:
         return is_secret_name(name)

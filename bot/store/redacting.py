@@ -1,14 +1,14 @@
 """Every write a store makes passes the redactor first: records, audit entries, journal entries
 and queued Slack calls, whichever backend writes them. `Store.__init_subclass__` wraps each
-backend's write methods with these, so a new backend cannot forget it."""
+backend's write methods with `redact_writes`, so a new backend cannot forget it."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
-from playbooks.journal import JournalEntry
 from playbooks.redact import redact
 
 
@@ -20,73 +20,51 @@ def _audit_entry(entry: Any) -> Any:
     )
 
 
-def _create(write: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(write)
-    async def create(self: Any, record: Any, audit: Any = None) -> bool:
-        clean = record.model_copy(update={"data": redact(record.data)})
-        return await write(self, clean, _audit_entry(audit))
-
-    return create
+def _record(record: Any) -> Any:
+    return record.model_copy(update={"data": redact(record.data)})
 
 
-def _change(write: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(write)
-    async def change(
-        self: Any,
-        record_id: str,
-        from_states: Any,
-        to_state: str | None,
-        patch: dict[str, Any],
-        audit: Any,
-    ) -> Any:
-        return await write(
-            self, record_id, from_states, to_state, redact(patch), _audit_entry(audit)
-        )
-
-    return change
+def _journal_entry(entry: Any) -> Any:
+    return entry.model_copy(update={"output": redact(entry.output)})
 
 
-def _audit(write: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(write)
-    async def audit(self: Any, entry: Any) -> int:
-        return await write(self, _audit_entry(entry))
-
-    return audit
+def _outbox_entry(entry: Any) -> Any:
+    return entry.model_copy(update={"kwargs": redact(entry.kwargs)})
 
 
-def _journal_append(write: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(write)
-    async def journal_append(self: Any, rollback_id: str, entry: JournalEntry) -> int:
-        return await write(
-            self, rollback_id, entry.model_copy(update={"output": redact(entry.output)})
-        )
-
-    return journal_append
-
-
-def _outbox_put(write: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(write)
-    async def outbox_put(self: Any, entry: Any, audit: Any = None) -> int:
-        clean = entry.model_copy(update={"kwargs": redact(entry.kwargs)})
-        return await write(self, clean, _audit_entry(audit))
-
-    return outbox_put
-
-
-WRITES: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
-    "create": _create,
-    "_change": _change,
-    "audit": _audit,
-    "journal_append": _journal_append,
-    "outbox_put": _outbox_put,
+Cleaner = Callable[[Any], Any]
+# write method -> {its argument -> how that argument is cleaned}; arguments are found by name,
+# so a backend may add parameters of its own.
+WRITES: dict[str, dict[str, Cleaner]] = {
+    "create": {"record": _record, "audit": _audit_entry},
+    "_change": {"patch": redact, "audit": _audit_entry},
+    "audit": {"entry": _audit_entry},
+    "journal_append": {"entry": _journal_entry},
+    "outbox_put": {"entry": _outbox_entry, "audit": _audit_entry},
 }
+
+
+def _redacting(method: Callable[..., Any], cleaners: dict[str, Cleaner]) -> Callable[..., Any]:
+    signature = inspect.signature(method)
+    missing = set(cleaners) - set(signature.parameters)
+    if missing:
+        raise TypeError(f"{method.__qualname__} has no parameter {sorted(missing)} to redact")
+
+    @functools.wraps(method)
+    async def write(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        for name, clean in cleaners.items():
+            if name in bound.arguments:
+                bound.arguments[name] = clean(bound.arguments[name])
+        return await method(*bound.args, **bound.kwargs)
+
+    write.__redacts__ = True  # type: ignore[attr-defined]
+    return write
 
 
 def redact_writes(cls: type) -> None:
     """Wrap the write methods `cls` defines itself (inherited ones are wrapped already)."""
-    for name, wrap in WRITES.items():
+    for name, cleaners in WRITES.items():
         method = vars(cls).get(name)
         if method is not None and not getattr(method, "__redacts__", False):
-            wrapped = wrap(method)
-            wrapped.__redacts__ = True  # type: ignore[attr-defined]
-            setattr(cls, name, wrapped)
+            setattr(cls, name, _redacting(method, cleaners))
