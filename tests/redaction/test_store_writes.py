@@ -96,3 +96,22 @@ async def test_no_planted_secret_reaches_the_stored_bytes(store: Store, tmp_path
     assert got is not None and got.state == "failed" and "[redacted]" in got.data["error"]
     exported = [e.model_dump_json() for e in await store.audit_since(0.0)]
     assert len(exported) == 4 and leaks("".join(exported)) == []
+
+
+def test_a_backend_whose_write_cannot_be_redacted_is_refused() -> None:
+    with pytest.raises(TypeError, match="no parameter"):
+
+        class OddStore(SqliteStore):
+            async def audit(self, item: Any) -> int:  # type: ignore[override]
+                return 0
+
+
+async def test_a_new_backend_is_redacted_without_asking(tmp_path: Path) -> None:
+    class QuietStore(SqliteStore):
+        async def audit(self, entry: Any) -> int:
+            written.append(entry)
+            return 1
+
+    written: list[Any] = []
+    await QuietStore(tmp_path / "q.db").audit(audit_entry("U1", "x", "s", text=text()))
+    assert leaks(repr(written)) == [] and "[redacted]" in repr(written)
