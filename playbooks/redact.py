@@ -110,7 +110,7 @@ TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # name=value, name: value, "name": "value" pairs: the value goes when the name is secret.
 _PAIR = re.compile(
     r"(?P<name>\b[A-Za-z_][\w.-]*)(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?![\"']?(?:\[redacted\]|sha256:)|//|(?i:bearer|basic)\s)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]<>]+)"
+    r"(?![\"']?(?:\[redacted\]|sha256:)|//|[\[{]|(?i:bearer|basic)\s)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]<>]+)"
 )
 # Values shorter than this are not hunted for in free text: "1" or "true" would shred every line.
 MIN_LEARNED_LENGTH = 6

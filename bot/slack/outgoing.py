@@ -28,12 +28,21 @@ def blocks(value: Any, hook: Any = text) -> Any:
 
 
 def file(content: str, hook: Any = text) -> str:
-    """A file's text; a JSON file is redacted value by value so that it stays JSON."""
+    """A file's text; a JSON file is redacted value by value (each string then through
+    `hook`), so that it stays JSON."""
     try:
         data = json.loads(content)
     except ValueError:
         return hook(content)
-    return hook(json.dumps(redact(data), indent=2))
+    return json.dumps(_strings(redact(data), hook), indent=2)
+
+
+def _strings(value: Any, hook: Any) -> Any:
+    if isinstance(value, dict):
+        return {hook(str(k)): _strings(v, hook) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings(v, hook) for v in value]
+    return hook(value) if isinstance(value, str) else value
 
 
 def message(fields: dict[str, Any]) -> dict[str, Any]:

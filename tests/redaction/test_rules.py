@@ -209,3 +209,8 @@ def test_the_log_filter_hides_messages_arguments_and_tracebacks() -> None:
 )
 def test_links_arns_images_and_digests_are_not_taken_for_key_material(line: str) -> None:
     assert redact_text(line) == line
+
+
+def test_json_text_keeps_its_structure() -> None:
+    line = '{"secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:x"}], "auth": {"mode": "on"}}'
+    assert redact_text(line) == line
