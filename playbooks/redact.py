@@ -107,10 +107,13 @@ TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(://[^/\s:@]*:)(?!\[redacted\]@)[^/\s@]+@"), rf"\1{HIDDEN}@"),
     (re.compile(r"(://)[A-Za-z0-9]{20,}@"), rf"\1{HIDDEN}@"),
 )
-# name=value, name: value, "name": "value" pairs: the value goes when the name is secret.
-_PAIR = re.compile(
-    r"(?P<name>\b[A-Za-z_][\w.-]*)(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?![\"']?(?:\[redacted\]|sha256:)|//|[\[{]|(?i:bearer|basic)\s)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"'}\]<>]+)"
+# name=value, name: value, "name": "value" pairs: the value goes when the name is secret. The
+# name is matched first and the value only after a secret name, every part bounded and the name
+# possessive, so a hostile line ("a=a=a=...") costs linear time, not quadratic.
+_NAME_SEP = re.compile(r"(?P<name>\b[A-Za-z_][\w.-]{0,127}+)(?P<sep>[\"']?\s{0,8}[=:]\s{0,8})")
+_VALUE = re.compile(
+    r"(?![\"']?(?:\[redacted\]|sha256:)|//|[\[{]|(?i:bearer|basic)\s)"
+    r"(?:\"[^\"]{0,512}\"|'[^']{0,512}'|[^\s,;&\"'}\]<>]{1,512})"
 )
 # Values shorter than this are not hunted for in free text: "1" or "true" would shred every line.
 MIN_LEARNED_LENGTH = 6
@@ -218,13 +221,14 @@ def _hide_pairs(text: str) -> str:
     """The value of each secret-named pair hidden; after a plain name the scan goes on right
     after its separator, so `PLAIN=x-api-key: KEY` still finds the pair inside the value."""
     out, pos = [], 0
-    while match := _PAIR.search(text, pos):
-        if is_secret_name(match["name"]):
-            out += [text[pos : match.start("value")], HIDDEN]
-            pos = match.end("value")
+    while pair := _NAME_SEP.search(text, pos):
+        value = _VALUE.match(text, pair.end()) if is_secret_name(pair["name"]) else None
+        if value is None:
+            out.append(text[pos : pair.end()])
+            pos = pair.end()
         else:
-            out.append(text[pos : match.end("sep")])
-            pos = match.end("sep")
+            out += [text[pos : pair.end()], HIDDEN]
+            pos = value.end()
     out.append(text[pos:])
     return "".join(out)
 

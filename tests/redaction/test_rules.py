@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 
 import pytest
 
@@ -214,3 +215,12 @@ def test_links_arns_images_and_digests_are_not_taken_for_key_material(line: str)
 def test_json_text_keeps_its_structure() -> None:
     line = '{"secrets": [{"name": "DB_PASSWORD", "valueFrom": "arn:x"}], "auth": {"mode": "on"}}'
     assert redact_text(line) == line
+
+
+@pytest.mark.parametrize(
+    "hostile", ["a=" * 100_000, "a." * 100_000, "token=" * 30_000, "http://a:b@" * 20_000]
+)
+def test_hostile_text_costs_linear_time(hostile: str) -> None:
+    started = time.perf_counter()
+    redact_text(hostile)
+    assert time.perf_counter() - started < 3.0  # quadratic work took minutes here
