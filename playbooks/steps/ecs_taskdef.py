@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from playbooks.base import ChangeStep, StepContext, StepFailed
-from playbooks.redact import HIDDEN, fingerprint, is_secret_name, learn
+from playbooks.redact import HIDDEN, SECRET_NAME
 from playbooks.steps.ecs_common import _EcsStep
+from playbooks.steps.env_changes import shown_changes
 
 # Fields describe_task_definition returns that register_task_definition refuses.
 READ_ONLY = (
@@ -88,18 +89,7 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
         env = await self._desired_env(ctx, container.get("environment", []))
         if image is None and env is None:
             raise StepFailed("register_revision needs an image, environment or environment_from")
-        # values under secret names, now and after the change, vanish from any later text
-        learn(
-            e["value"]
-            for e in [*container.get("environment", []), *(env or [])]
-            if is_secret_name(e["name"])
-        )
-        return base, {
-            "name": container["name"],
-            "image": image,
-            "environment": env,
-            "environment_before": container.get("environment", []),
-        }
+        return base, {"name": container["name"], "image": image, "environment": env}
 
     async def plan(self, ctx: StepContext) -> list[str]:
         base, change = await self._changes(ctx)
@@ -111,10 +101,8 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
         if change["image"]:
             parts.append(f"image={change['image']!r}")
         if change["environment"] is not None:
-            parts.append(
-                "environment changes="
-                + _shown_changes(change["environment_before"], change["environment"])
-            )
+            before = self._container(ctx, base).get("environment", [])
+            parts.append("environment changes=" + shown_changes(before, change["environment"]))
         return [f"ecs.register_task_definition({', '.join(parts)})"]
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
@@ -159,28 +147,9 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
 
 
 def _shown_env(env: list[dict[str, str]]) -> str:
-    """Environment for journals: values of secret-looking names are hidden."""
-    shown = [f"{e['name']}={HIDDEN if is_secret_name(e['name']) else e['value']}" for e in env]
+    """Environment for plans and journals: values of secret-looking names are hidden."""
+    shown = [f"{e['name']}={HIDDEN if SECRET_NAME.search(e['name']) else e['value']}" for e in env]
     return "[" + ", ".join(shown) + "]"
-
-
-def _shown_value(name: str, value: str | None) -> str:
-    if value is None:
-        return "(unset)"
-    return fingerprint(value) if is_secret_name(name) else repr(value)
-
-
-def _shown_changes(before: list[dict[str, str]], after: list[dict[str, str]]) -> str:
-    """Only the variables that change; a secret's value as a fingerprint, so an approver sees
-    that it changes without seeing it."""
-    old = {e["name"]: e["value"] for e in before}
-    new = {e["name"]: e["value"] for e in after}
-    changed = [
-        f"{name}: {_shown_value(name, old.get(name))} -> {_shown_value(name, new.get(name))}"
-        for name in sorted(old.keys() | new.keys())
-        if old.get(name) != new.get(name)
-    ]
-    return "[" + ", ".join(changed) + "]" if changed else "[no change]"
 
 
 class EcsScaleService(_EcsStep, ChangeStep):

@@ -187,7 +187,8 @@ class LocalExecutor:
         timeout: float = 60.0,  # noqa: ASYNC109
         input: bytes | None = None,
     ) -> CommandResult:
-        """`env` is the child's whole environment (default: `child_env(HOST_ENV)`)."""
+        """`env` is the child's whole environment (default: `child_env(HOST_ENV | COMPOSE_ENV)`,
+        what diagnose's host checks need)."""
         args = check_argv(argv)
         started = time.monotonic()
         pipes = _Pipes()
@@ -196,7 +197,7 @@ class LocalExecutor:
                 *args,
                 cwd=cwd,
                 # exactly what the caller allows: never the bot's own environment whole
-                env=dict(env) if env is not None else child_env(HOST_ENV),
+                env=dict(env) if env is not None else child_env(HOST_ENV | COMPOSE_ENV),
                 stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
                 stdout=pipes.write_ends[0],
                 stderr=pipes.write_ends[1],

@@ -21,7 +21,7 @@ from playbooks.redact import (
     redact,
     redact_text,
 )
-from playbooks.steps.ecs_taskdef import _shown_changes
+from playbooks.steps.env_changes import shown_changes
 from tests.testbed.secrets import CORPUS, VALUES, Planted, environment, leaks, text
 
 NAMED = [p for p in CORPUS if p.env_name]
@@ -136,7 +136,7 @@ def test_environment_plans_show_only_changes_with_secrets_as_fingerprints() -> N
         {"name": "KEEP_TOKEN", "value": "same-token-1"},
         {"name": "NEW", "value": "y"},
     ]
-    shown = _shown_changes(before, after)
+    shown = shown_changes(before, after)
     assert shown == (
         f"[DB_PASS: {fingerprint('old-pass-1')} -> {fingerprint('new-pass-2')}, "
         "GONE: 'x' -> (unset), MODE: 'fast' -> 'slow', NEW: (unset) -> 'y']"

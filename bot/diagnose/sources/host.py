@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from playbooks.steps.executor import COMPOSE_ENV, HOST_ENV, LocalExecutor, child_env
+from playbooks.steps.executor import LocalExecutor
 
 BAD_STATES = ("restarting", "exited", "dead", "unhealthy")
 
@@ -22,12 +22,7 @@ def compose_argv(params: dict[str, Any]) -> list[str]:
 async def containers(ctx: Any) -> dict[str, Any]:
     """`docker compose ps --all`: every container's state; restarting/exited ones counted."""
     argv = [*compose_argv(ctx.params), "ps", "--all", "--format", "json"]
-    result = await LocalExecutor().run(
-        argv,
-        cwd=ctx.params.get("app_dir"),
-        env=child_env(HOST_ENV | COMPOSE_ENV),
-        timeout=ctx.timeout,
-    )
+    result = await LocalExecutor().run(argv, cwd=ctx.params.get("app_dir"), timeout=ctx.timeout)
     if not result.ok:
         raise RuntimeError(f"`{result.command}` failed: {result.reason()}")
     rows = _json_rows(result.stdout)
@@ -74,7 +69,7 @@ async def nginx_test(ctx: Any) -> dict[str, Any]:
     argv = [*command, "-t"]
     if not ctx.params.get("nginx_command") and ctx.params.get("nginx_conf"):
         argv += ["-c", str(ctx.params["nginx_conf"])]
-    result = await LocalExecutor().run(argv, env=child_env(HOST_ENV), timeout=ctx.timeout)
+    result = await LocalExecutor().run(argv, timeout=ctx.timeout)
     lines = (result.stderr + result.stdout).strip().splitlines()
     emerg = [ln for ln in lines if "[emerg]" in ln]
     return {
