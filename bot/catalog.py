@@ -20,6 +20,7 @@ from pydantic import (
 from bot.errors import ConfigError, ConfigProblem, problems_from_validation
 from playbooks.base import Step
 from playbooks.loader import Playbook, load_playbook
+from playbooks.redact import learn_config
 
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -168,6 +169,7 @@ def load_catalog(path: Path) -> Catalog:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(file, "", f"not valid YAML: {exc}")]) from None
+    learn_config(data)  # its passwords vanish from every text the bot writes from now on
     if not isinstance(data, dict):
         raise ConfigError(
             [ConfigProblem(file, "", "must be a mapping with approvers, channel, targets")]

@@ -85,12 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("botocore", "boto3", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bot.redaction import install_log_filter, learn_settings
+
+    install_log_filter()
     try:
         settings = _settings()
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             print(f"environment: {'.'.join(map(str, err['loc'])).upper()}: {err['msg']}")
         return 2
+    learn_settings(settings)
     try:
         match args.command:
             case "check":
@@ -119,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_problems(exc: ConfigError) -> None:
-    print(f"{len(exc.problems)} problem(s) found:", file=sys.stderr)
+    say(f"{len(exc.problems)} problem(s) found:", file=sys.stderr)
     for problem in exc.problems:
-        print(f"  - {problem}", file=sys.stderr)
+        say(f"  - {problem}", file=sys.stderr)
 
 
 async def check(settings, *, online: bool = False) -> int:
@@ -192,25 +196,33 @@ async def plan_target(settings, name: str, ref: str) -> int:
     if target is None:
         print(f"unknown target {name!r}; known: {', '.join(catalog.names())}", file=sys.stderr)
         return 2
-    print(f"Plan for {name} ({target.playbook.name}, to {ref}) — nothing will be changed:")
+    say(f"Plan for {name} ({target.playbook.name}, to {ref}) — nothing will be changed:")
     try:
         planned = await plan(target.steps, step_context(target, ref, settings))
     except StepFailed as exc:
-        print(f"cannot plan: {exc}", file=sys.stderr)
+        say(f"cannot plan: {exc}", file=sys.stderr)
         return 1
     except NothingToDo as exc:
         print(f"{exc}.")
         return 0
     for entry in planned:
         mark = "CHANGE" if entry.mutating else "read  "
-        print(f"{entry.index + 1:>2}. [{mark}] {entry.title}")
+        say(f"{entry.index + 1:>2}. [{mark}] {entry.title}")
         for call in entry.calls:
-            print(f"      {call}")
+            say(f"      {call}")
     return 0
+
+
+def say(line: str, file=None) -> None:
+    """A line of a plan on the terminal: it leaves the process, so it passes the redactor."""
+    from playbooks.redact import redact_text
+
+    print(redact_text(line), file=file or sys.stdout)
 
 
 async def export_audit(settings, since: str) -> int:
     from bot.store import open_store
+    from playbooks.redact import redact
 
     try:
         start = datetime.fromisoformat(since)
@@ -223,7 +235,7 @@ async def export_audit(settings, since: str) -> int:
     await store.connect()
     try:
         for entry in await store.audit_since(start.timestamp()):
-            print(json.dumps(entry.model_dump(), sort_keys=True))
+            print(json.dumps(redact(entry.model_dump()), sort_keys=True))
     finally:
         await store.close()
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 from playbooks.aws import AwsClients
 from playbooks.base import NothingToDo, Step, StepContext, StepFailed
 from playbooks.journal import Journal, JournalEntry
+from playbooks.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,10 @@ class PlaybookRunner:
         seen = {k: v for k, v in ctx.outputs.items() if k in self._visible}
         calls = await resolve_uses(step, seen, placeholder=True).plan(ctx)
         approved = self.approved.get(i)
-        if approved is None or approved.step_id != step.id or approved.calls != calls:
+        # the stored plan was redacted on its way into the store: compare what both sides show
+        # (a change hidden by redaction is caught by the plan digest before the run starts)
+        same = approved is not None and approved.step_id == step.id
+        if approved is None or not same or _shown(approved.calls) != _shown(calls):
             was = approved.calls if approved is not None else []
             raise StepFailed(
                 f"step {step.id!r} would now make calls that were not approved, so it did not"
@@ -279,3 +283,7 @@ class PlaybookRunner:
 
 class _Interrupted(Exception):
     pass
+
+
+def _shown(calls: list[str]) -> list[str]:
+    return [redact_text(call) for call in calls]

@@ -7,6 +7,7 @@ import json
 from bot.rollback import messaging as msg
 from bot.rollback import records
 from bot.services import Services
+from playbooks.redact import redact_text
 
 
 async def incident_report(services: Services, rollback_id: str) -> str:
@@ -29,24 +30,27 @@ async def incident_report(services: Services, rollback_id: str) -> str:
     total = None
     if data.finished_at:
         total = data.finished_at - (data.started_at or record.created_at)
-    return msg.render(
-        "incident_report",
-        services.settings.rollbot_templates,
-        slack=False,
-        target=data.target,
-        id=rollback_id,
-        outcome=record.state,
-        requester=data.requester,
-        approver=data.approver,
-        playbook=data.playbook,
-        ref=data.ref,
-        reason=data.reason,
-        total=msg.duration(total),
-        timeline=timeline,
-        steps=[
-            {**s.model_dump(), "output": json.dumps(s.output, indent=2, default=str)}
-            for s in data.steps
-        ],
-        checklist=data.checklist,
-        diagnostics=diagnostics,
+    # built from redacted records already; redacted again as a whole, as it leaves
+    return redact_text(
+        msg.render(
+            "incident_report",
+            services.settings.rollbot_templates,
+            slack=False,
+            target=data.target,
+            id=rollback_id,
+            outcome=record.state,
+            requester=data.requester,
+            approver=data.approver,
+            playbook=data.playbook,
+            ref=data.ref,
+            reason=data.reason,
+            total=msg.duration(total),
+            timeline=timeline,
+            steps=[
+                {**s.model_dump(), "output": json.dumps(s.output, indent=2, default=str)}
+                for s in data.steps
+            ],
+            checklist=data.checklist,
+            diagnostics=diagnostics,
+        )
     )

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
+from bot.slack.outgoing import RedactingAck
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def guarded(listener: Listener) -> Listener:
         payload: dict[str, Any] | None = None,
     ) -> None:
         given = {
-            "ack": ack,
+            "ack": RedactingAck(ack),
             "body": body,
             "respond": respond,
             "context": context,

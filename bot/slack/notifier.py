@@ -7,17 +7,15 @@ outbox and is delivered later, in order per channel."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import outbox
+from bot.slack import outbox, outgoing
 from bot.store.audit import audit
 from bot.store.base import Store
-from playbooks.redact import redact, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +36,15 @@ class SlackNotifier:
 
     def _outgoing(self, text: str) -> str:
         """Hide secrets in a text about to leave the process."""
-        return redact_text(text)
+        return outgoing.text(text)
 
     def _outgoing_file(self, content: str) -> str:
         """A file's text; a JSON file is redacted value by value so that it stays JSON."""
-        try:
-            data = json.loads(content)
-        except ValueError:
-            return self._outgoing(content)
-        return json.dumps(redact(data), indent=2)
+        return outgoing.file(content, self._outgoing)
 
     def _outgoing_blocks(self, blocks: Any) -> Any:
         """Block Kit with each displayed text passed through `_outgoing` (button values kept)."""
-        if isinstance(blocks, list):
-            return [self._outgoing_blocks(b) for b in blocks]
-        if isinstance(blocks, dict):
-            return {
-                k: self._outgoing(v)
-                if k == "text" and isinstance(v, str)
-                else self._outgoing_blocks(v)
-                for k, v in blocks.items()
-            }
-        return blocks
+        return outgoing.blocks(blocks, self._outgoing)
 
     # -- effects ---------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.store.redacting import redact_writes
 from playbooks.journal import JournalEntry
 
 
@@ -72,6 +73,11 @@ class Store(abc.ABC):
     """Everything Rollbot keeps. Every method is atomic on its own."""
 
     backend: str = "abstract"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # what any backend writes passes the redactor first (bot.store.redacting)
+        super().__init_subclass__(**kwargs)
+        redact_writes(cls)
 
     # -- lifecycle
     @abc.abstractmethod

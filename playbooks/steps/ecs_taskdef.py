@@ -9,6 +9,7 @@ from playbooks.redact import HIDDEN, SECRET_NAME
 from playbooks.steps.ecs import PREVIOUS, EcsResolveRevision
 from playbooks.steps.ecs_common import _EcsStep, family_and_revision
 from playbooks.steps.ecs_image import image_for
+from playbooks.steps.env_changes import shown_changes
 
 # Fields describe_task_definition returns that register_task_definition refuses.
 READ_ONLY = (
@@ -123,7 +124,8 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
         if change["image"]:
             parts.append(f"image={change['image']!r}")
         if change["environment"] is not None:
-            parts.append("environment=" + _shown_env(change["environment"]))
+            before = self._container(ctx, base).get("environment", [])
+            parts.append("environment changes=" + shown_changes(before, change["environment"]))
         return [f"ecs.register_task_definition({', '.join(parts)})"]
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:

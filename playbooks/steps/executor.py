@@ -10,14 +10,14 @@ import re
 import shlex
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from playbooks.base import StepContext, StepFailed
-from playbooks.redact import HIDDEN, SECRET_NAME
+from playbooks.redact import HIDDEN, is_secret_name
 
 # What one stream keeps in memory: its beginning and its end, where the errors are.
 CAPTURE_HEAD = 64 * 1024
@@ -197,6 +197,8 @@ class LocalExecutor:
         timeout: float = 60.0,  # noqa: ASYNC109
         input: bytes | None = None,
     ) -> CommandResult:
+        """`env` is the child's whole environment (default: `child_env(HOST_ENV | COMPOSE_ENV)`,
+        what diagnose's host checks need)."""
         args = check_argv(argv)
         started = time.monotonic()
         pipes = _Pipes()
@@ -204,7 +206,8 @@ class LocalExecutor:
             proc = await asyncio.create_subprocess_exec(
                 *args,
                 cwd=cwd,
-                env={**os.environ, **env} if env else None,
+                # exactly what the caller allows: never the bot's own environment whole
+                env=dict(env) if env is not None else child_env(HOST_ENV | COMPOSE_ENV),
                 stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
                 stdout=pipes.write_ends[0],
                 stderr=pipes.write_ends[1],
@@ -310,17 +313,30 @@ def executor_for(name: str, ctx: StepContext) -> Executor:
 def shown_env(env: Mapping[str, str]) -> str:
     """Environment for plans: values of secret-looking names are hidden."""
     return " ".join(
-        f"{k}={HIDDEN if SECRET_NAME.search(k) else shlex.quote(v)}" for k, v in sorted(env.items())
+        f"{k}={HIDDEN if is_secret_name(k) else shlex.quote(v)}" for k, v in sorted(env.items())
     )
 
 
-# What every command needs from the bot's environment to find programs and speak its locale.
-HOST_ENV = frozenset({"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+# What every command needs from the bot's environment to find programs and speak its locale
+# (LC_* variables pass as well, whatever their name).
+HOST_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR"})
+LOCALE_PREFIX = "LC_"
 # What `docker compose` (or podman's) needs to find its engine and credentials.
 COMPOSE_ENV = frozenset(
     {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"}
+    | {"COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "CONTAINER_HOST"}
     | {"XDG_RUNTIME_DIR"}
 )
+
+
+def child_env(allowed: Iterable[str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A child process's whole environment: the bot's variables named in `allowed` (a step's
+    `needs_env`) and its locale, plus what the step sets itself. Anything else the bot holds
+    (Slack, GitHub, AWS secrets) stays with the bot."""
+    names = frozenset(allowed)
+    env = {k: v for k, v in os.environ.items() if k in names or k.startswith(LOCALE_PREFIX)}
+    env.update(extra or {})
+    return env
 
 
 class HostCommands(BaseModel):
@@ -367,7 +383,7 @@ class HostCommands(BaseModel):
             return await executor_for(self.executor, ctx).run(
                 argv,
                 cwd=cwd or self.workdir(ctx),
-                env=merged,
+                env=child_env(self.needs_env, merged),
                 timeout=timeout or self.timeout,
                 input=input,
             )

@@ -29,7 +29,7 @@ class Options:
       load_balancer       unset    ALB name dimension (app/NAME/ID) or ARN: 5xx rate and p95
       thresholds          {}       overrides of the decision matrix (matrix.Thresholds)
       redact_names        default  regexes of variable names whose values are hidden;
-                                   replaces redact.DEFAULT_NAME_PATTERNS when given (read from
+                                   replaces redact.is_secret_name when given (read from
                                    playbook params today: the catalog's DiagnoseSettings does
                                    not accept the key yet)
     """
