@@ -13,7 +13,7 @@ from typing import Any
 
 from playbooks.aws import AwsClients
 from playbooks.base import Step, StepContext, StepFailed
-from playbooks.journal import Journal, JournalEntry
+from playbooks.journal import Journal, JournalEntry, RunStopped
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class RunResult:
 
 
 Progress = Callable[[StepResult, int], Awaitable[None]]
+# Called before each step starts; raises RunStopped when the run may not go on.
+BeforeStep = Callable[[Step], Awaitable[None]]
 
 
 def step_context(target: Any, ref: str, settings: Any = None) -> StepContext:
@@ -113,15 +115,24 @@ def _bounded(output: dict[str, Any]) -> dict[str, Any]:
 class PlaybookRunner:
     """Executes steps for one rollback; a second runner on the same journal resumes safely."""
 
-    def __init__(self, store: Journal, rollback_id: str, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        store: Journal,
+        rollback_id: str,
+        progress: Progress | None = None,
+        before_step: BeforeStep | None = None,
+    ) -> None:
         self.store = store
         self.rollback_id = rollback_id
         self.progress = progress
+        self.before_step = before_step
 
     async def run(self, steps: list[Step], ctx: StepContext) -> RunResult:
         done = await self._journal_state()
         results: list[StepResult] = []
         for i, step in enumerate(steps):
+            if self.before_step:
+                await self.before_step(step)  # RunStopped ends the run here, unfinished
             result = await self._run_one(i, step, ctx, done.get(i))
             results.append(result)
             if self.progress:
@@ -159,6 +170,8 @@ class PlaybookRunner:
             return await self._finish(i, step, ctx, "failed", exc.output, started, str(exc))
         except _Interrupted as exc:
             return await self._finish(i, step, ctx, "interrupted", {}, started, str(exc))
+        except RunStopped:
+            raise  # the journal refused this runner: it must not report the step either way
         except Exception as exc:  # a bug or an unexpected library error: fail, never crash
             log.exception("step %s of %s raised", step.id, self.rollback_id)
             message = f"unexpected error: {type(exc).__name__}: {exc}"
