@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--host", default="0.0.0.0")
     sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
-    sub.add_parser("check", help="validate settings, catalog and playbooks")
+    check_cmd = sub.add_parser("check", help="validate settings, catalog and playbooks")
+    check_cmd.add_argument("--online", action="store_true", help="also ask the services")
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
     plan.add_argument("--to", dest="ref", default="previous")
@@ -50,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         match args.command:
             case "check":
-                return check(settings)
+                code = check(settings)
+                if args.online:
+                    asyncio.run(check_store_online(settings))
+                return code
             case "plan":
                 return asyncio.run(plan_target(settings, args.target, args.ref))
             case "audit":
@@ -101,6 +105,14 @@ def check(settings) -> int:
         count = len(target.steps)
         print(f"  {name}: {target.playbook.name} ({count} step{'' if count == 1 else 's'})")
     return 0
+
+
+async def check_store_online(settings) -> None:
+    """Warn when the state store's server would evict or lose what Rollbot keeps."""
+    from bot.store.redis_check import check_store_online as store_warnings
+
+    for warning in await store_warnings(settings.secret("redis_url")):
+        print(f"warning: {warning}")
 
 
 async def plan_target(settings, name: str, ref: str) -> int:

@@ -119,7 +119,7 @@ class SqliteStore(SqliteFencing, Store):
     backend = "sqlite"
 
     def __init__(
-        self, path: Path | str, *, busy_timeout: float = 30.0, ping_timeout: float = 2.0
+        self, path: Path | str, *, busy_timeout: float = 1.0, ping_timeout: float = 2.0
     ) -> None:
         self.path = str(path)
         self.busy_timeout = busy_timeout
@@ -135,7 +135,9 @@ class SqliteStore(SqliteFencing, Store):
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: BEGIN IMMEDIATE and COMMIT are issued explicitly.
-        # timeout is SQLite's busy_timeout: wait for another process's write lock.
+        # timeout is SQLite's busy_timeout: wait for another process's write lock. A write
+        # holds it for milliseconds; one still held after a second is an outage, answered
+        # within Slack's 3 s (callers on the job paths retry with backoff).
         db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             await db.execute_fetchall("PRAGMA journal_mode=WAL")
