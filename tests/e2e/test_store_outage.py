@@ -86,7 +86,7 @@ def assert_one_executor_at_a_time(entries: list[dict[str, Any]]) -> None:
 def assert_status_updates_once(fake_slack: FakeSlackApi) -> None:
     posts = [c.args["text"] for c in fake_slack.calls_to("chat.postMessage")]
     stamps = Counter(t.split("*Next update:* ")[1] for t in posts if "*Status update —" in t)
-    assert stamps and max(stamps.values()) == 1, stamps
+    assert stamps and max(stamps.values()) == 1, stamps  # each due time posted once
 
 
 def store_log_lines(bot: RollbotProcess) -> Counter[str]:
@@ -177,8 +177,10 @@ def test_redis_killed_during_verification(
     api_bed.health.status = 503  # holds the rollback in its health check
     bots = start_bots(api_bed, replicas, restartable_redis.url, aws_gate)
     value, rid = approve(bots, fake_slack)
+    fake_slack.wait_for("chat.postMessage", lambda c: "*Status update —" in c.args["text"])
     wait_for_step(r, rid, "health")
-    fake_slack.wait_for("chat.postMessage", lambda c: "Status update" in c.args["text"])
+    # each of the check's five attempts now takes 4 s: the check outlasts the outage
+    api_bed.health.delay = 4.0
 
     restartable_redis.kill()
     down_at = time.monotonic()
@@ -189,7 +191,7 @@ def test_redis_killed_during_verification(
         assert status == 503 and body["store"]["ok"] is False
     restartable_redis.start()
     wait_until(lambda: all(b.healthz()[0] == 200 for b in bots), 10, "healthz back to 200")
-    api_bed.health.status = 200
+    api_bed.health.status, api_bed.health.delay = 200, 0.0
     fake_slack.wait_for("chat.postMessage", is_completion, timeout=40)
     time.sleep(2.5)  # a second completion or a late duplicate would show up by now
 
