@@ -27,6 +27,7 @@ from tests.e2e.helpers import (
     approval_value,
     click,
     is_completion,
+    record_state,
 )
 from tests.testbed.aws_gate import AwsGate
 from tests.testbed.ports import wait_until
@@ -116,7 +117,7 @@ def answer_seconds(fake_slack: FakeSlackApi, send: Callable[[], Any]) -> float:
 
 
 def ask_during_outage(
-    bots: list[RollbotProcess], fake_slack: FakeSlackApi, value: str
+    bots: list[RollbotProcess], fake_slack: FakeSlackApi, value: str, target: str = "api"
 ) -> list[float]:
     """A /rollback and an Approve click on every replica; each answer's latency."""
     latencies = []
@@ -124,7 +125,7 @@ def ask_during_outage(
         latencies.append(
             answer_seconds(
                 fake_slack,
-                lambda b=bot: b.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER)),
+                lambda b=bot: b.sender.post(*slash_command("/rollback", target, user_id=REQUESTER)),
             )
         )
         latencies.append(
@@ -339,18 +340,32 @@ def test_executor_paused_during_verification(
     assert [e["step_id"] for e in starts].count("update") == 1
 
 
-# -- SQLite: locked, full ------------------------------------------------------------------------
+# -- SQLite: locked, read-only -------------------------------------------------------------------
+
+# A second target on the same service: a request for it must write (its target lock).
+WEB_TARGET = """\
+  web:
+    playbook: ecs-revision
+    cluster: sandbox-broker-cluster
+    service: sandbox-broker
+    region: eu-central-1
+    health_urls: ["{health}"]
+"""
+
+
+def sqlite_bot(api_bed: ApiTestBed) -> RollbotProcess:
+    return api_bed.start_bot(env=ENV, extra=WEB_TARGET.format(health=api_bed.health.url))
 
 
 def test_sqlite_locked_gets_the_same_answer(api_bed: ApiTestBed, fake_slack: FakeSlackApi) -> None:
-    bot = api_bed.start_bot(env=ENV)
+    bot = sqlite_bot(api_bed)
     bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
     value = approval_value(fake_slack)
     holder = sqlite3.connect(api_bed.db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     try:
-        latencies = ask_during_outage([bot], fake_slack, value)
-        latencies += ask_during_outage([bot], fake_slack, value)  # once it knows
+        latencies = ask_during_outage([bot], fake_slack, value, "web")
+        latencies += ask_during_outage([bot], fake_slack, value, "web")  # once it knows
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -368,42 +383,33 @@ def _refusals(db: Path) -> int:
         return int(row.fetchone()[0])
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Any:
-    """A 2 MB tmpfs for the bot's SQLite file (loopback only: nothing leaves this machine)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-    )
+def _chattr(flag: str, files: list[Path]) -> None:
+    done = subprocess.run(["chattr", flag, *map(str, files)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace')}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+        pytest.skip(f"cannot make files immutable here: {done.stderr.decode(errors='replace')}")
 
 
-def test_sqlite_disk_full_gets_the_same_answer(
-    api_bed: ApiTestBed, fake_slack: FakeSlackApi, tiny_disk: Path
+def test_sqlite_read_only_gets_the_same_answer(
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    db = tiny_disk / "rollbot.db"
-    bot = api_bed.start_bot(env={**ENV, "ROLLBOT_DB": str(db)})
+    bot = sqlite_bot(api_bed)
     bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
     value = approval_value(fake_slack)
-    filler = tiny_disk / "filler"
-    with filler.open("wb") as out:  # fill what is left of the disk
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-                out.flush()
-        except OSError:
-            pass
+    db = api_bed.db
+    files = [p for p in (db, Path(f"{db}-wal")) if p.exists()]
+    _chattr("+i", files)  # even root may not write them now: the database is read-only
     try:
-        latencies = ask_during_outage([bot], fake_slack, value)
-        latencies += ask_during_outage([bot], fake_slack, value)
+        latencies = ask_during_outage([bot], fake_slack, value, "web")
+        latencies += ask_during_outage([bot], fake_slack, value, "web")
     finally:
-        filler.unlink()
-    print(f"answers while the disk was full (s): {[round(x, 2) for x in latencies]}")
+        _chattr("-i", files)
+    print(f"answers while the SQLite file was read-only (s): {[round(x, 2) for x in latencies]}")
     assert max(latencies) < ANSWER_WITHIN, latencies
     wait_until(lambda: _refusals(db) >= len(latencies), 15, "the refusals' audit entries")
     assert _refusals(db) == len(latencies)
     assert "Traceback" not in bot.stderr_text()
+    assert max(store_log_lines(bot).values()) <= 3
+    # nothing was changed: the rollback still waits for its approver, who can approve it now
+    assert record_state(db, json.loads(value)["id"]) == "awaiting_approval"
+    click(bot, "rollback_approve", value, LEAD)
+    fake_slack.wait_for("chat.postMessage", is_completion, timeout=40)
