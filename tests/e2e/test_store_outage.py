@@ -1,6 +1,6 @@
 """Rollbot through a state store outage, on real processes: redis-server killed and started
 again on its append-only file, an executing replica paused (SIGSTOP) longer than its lease, an
-SQLite file locked or full. Exactly one executor runs a step at a time, the change reaches AWS
+SQLite file locked or read-only. Exactly one executor runs a step at a time, the change reaches AWS
 once, the run completes once, and every request meanwhile is told the store is unreachable."""
 
 from __future__ import annotations
