@@ -41,9 +41,13 @@ class JobWorker:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._failures = FailureLog("jobs")
+        self._kind_failures: dict[str, FailureLog] = {}
 
-    def on(self, kind: str, handler: JobHandler) -> None:
+    def on(self, kind: str, handler: JobHandler, component: str = "jobs") -> None:
+        """Run `handler` for jobs of `kind`; its store outages are counted under `component`."""
         self.handlers[kind] = handler
+        if component != "jobs":
+            self._kind_failures[kind] = FailureLog(component)
 
     async def run(self) -> None:
         while not self._stop.is_set():
@@ -146,13 +150,15 @@ class JobWorker:
         except Exception as exc:
             metrics.jobs_run.labels(kind=job.kind, outcome="error").inc()
             if is_unavailable(exc):  # counted and logged once per interval, no traceback
-                self._failures.failed(exc)
+                self._kind_failures.get(job.kind, self._failures).failed(exc)
                 await self._settle(job, now() + min(self.lease, 5.0))
                 return
             log.exception("job %s failed; retrying in %ss", job.id, self.lease)
             await self._settle(job, now() + min(self.lease, 30.0))
             return
         metrics.jobs_run.labels(kind=job.kind, outcome="ok").inc()
+        if (kind_failures := self._kind_failures.get(job.kind)) is not None:
+            kind_failures.succeeded()
         if next_due is None:
             await self._settle(job, None)
         elif await self._settle(job, next_due):

@@ -29,6 +29,13 @@ SQLITE_OUTAGES = ("locked", "busy", "full", "readonly", "read-only", "unable to 
 # Redis replies that mean the server refuses writes for now (persistence failing, memory full
 # under noeviction, a replica after a failover, loading its data after a restart).
 REDIS_OUTAGES = ("MISCONF", "OOM", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN")
+REDIS_REFUSALS = (  # the redis-py classes of those replies (LOADING is a ConnectionError)
+    "ConnectionError",
+    "TimeoutError",
+    "OutOfMemoryError",
+    "ReadOnlyError",
+    "TryAgainError",
+)
 
 T = TypeVar("T")
 
@@ -42,7 +49,9 @@ def is_unavailable(exc: BaseException) -> bool:
     errors = sys.modules.get("redis.exceptions")
     if errors is None or not isinstance(exc, errors.RedisError):
         return False
-    if isinstance(exc, (errors.ConnectionError, errors.TimeoutError)):
+    # redis-py turns some reply prefixes into classes (and cuts the prefix off), not all
+    refusing = tuple(getattr(errors, name) for name in REDIS_REFUSALS if hasattr(errors, name))
+    if isinstance(exc, refusing):
         return True
     return str(exc).split(" ", 1)[0].upper() in REDIS_OUTAGES
 
