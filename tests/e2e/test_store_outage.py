@@ -230,6 +230,54 @@ def test_redis_killed_during_verification(
     assert fake_slack.errors == []
 
 
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_redis_killed_inside_a_change(
+    replicas: int,
+    api_bed: ApiTestBed,
+    aws_gate: AwsGate,
+    fake_slack: FakeSlackApi,
+    restartable_redis: RestartableRedis,  # noqa: F811
+) -> None:
+    r = redis.Redis.from_url(restartable_redis.url, decode_responses=True)
+    bots = start_bots(api_bed, replicas, restartable_redis.url, aws_gate)
+    down: list[float] = []
+    back: list[float] = []
+
+    def outage() -> None:  # AWS made the change; its answer waits for the store to return
+        restartable_redis.kill()
+        down.append(time.monotonic())
+        time.sleep(OUTAGE)
+        restartable_redis.start()
+        back.append(time.time())
+
+    aws_gate.trap("UpdateService", "after", outage)
+    value, rid = approve(bots, fake_slack)
+    wait_until(lambda: bool(down), 30, "the store outage")
+    latencies = ask_during_outage(bots, fake_slack, value)
+    wait_until(lambda: bool(back), 30, "the store to return")
+    fake_slack.wait_for("chat.postMessage", is_completion, timeout=40)
+    time.sleep(2.5)
+
+    print(f"answers during the outage (s): {[round(x, 2) for x in latencies]}")
+    assert max(latencies) < ANSWER_WITHIN, latencies
+    assert len(completions(fake_slack)) == 1
+    posts = [c.args["text"] for c in fake_slack.calls_to("chat.postMessage")]
+    assert not [t for t in posts if "resumed by replica" in t]  # the executor kept its claim
+    assert aws_gate.forwarded["UpdateService"] == 1
+    entries = journal(r, rid)
+    assert_one_executor_at_a_time(entries)
+    ends = {e["step_id"]: e for e in entries if e["event"] == "end"}
+    # the change in flight finished and was journaled once the store was back
+    assert ends["update"]["outcome"] == "ok" and ends["update"]["at"] > back[0] - 1
+    assert ends["update"]["output"].get("resumed") is not True
+    assert len({e["fence"] for e in entries}) == 1
+    assert _record(r, rid)["state"] == "succeeded"
+    assert_status_updates_once(fake_slack)
+    for bot in bots:
+        assert max(store_log_lines(bot).values()) <= 3
+        assert "Traceback" not in bot.stderr_text()
+
+
 # -- an executing replica paused longer than its lease -------------------------------------------
 
 
