@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.slack.outage import note_refusal, request_kind
+from bot.slack.outage import note_refusal, request_kind, tell_in_direct_message
 from bot.store.outage import STORE_UNREACHABLE, is_unavailable
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ def guarded(listener: Listener) -> Listener:
             await listener(**{k: v for k, v in given.items() if k in wanted})
         except Exception as error:
             await report_failure(error, body, respond, ack)
+            if is_unavailable(error):
+                await tell_in_direct_message(context, body)
         finally:
             inflight.discard(task)  # type: ignore[arg-type]
 

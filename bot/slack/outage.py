@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from bot.store.audit import audit_entry
 from bot.store.outage import HEALTH, STORE_UNREACHABLE, FailureLog
 
 FAILURES = FailureLog("listeners")
+log = logging.getLogger(__name__)
 
 
 def request_kind(body: dict[str, Any]) -> str:
@@ -51,6 +53,33 @@ def note_refusal(body: dict[str, Any], error: BaseException) -> None:
     HEALTH.defer(entry)
 
 
+def _form_answer(body: dict[str, Any]) -> BoltResponse | None:
+    """A submitted form stays open with the line under its first field."""
+    view = body.get("view") or {}
+    values = ((view.get("state") or {}).get("values") or {}) if isinstance(view, dict) else {}
+    if not values:
+        return None
+    note_refusal(body, ConnectionError("the state store was unreachable a moment ago"))
+    answer = {"response_action": "errors", "errors": {next(iter(values)): STORE_UNREACHABLE}}
+    return BoltResponse(
+        status=200,
+        body=json.dumps(answer),
+        headers={"content-type": ["application/json;charset=utf-8"]},
+    )
+
+
+async def tell_in_direct_message(context: AsyncBoltContext, body: dict[str, Any]) -> None:
+    """For a request with no response_url (a form whose listener acked already)."""
+    services = context.get("services")
+    user = _user(body)
+    if services is None or not user or body.get("response_url") or body.get("response_urls"):
+        return
+    try:
+        await services.slack.ephemeral("", user, STORE_UNREACHABLE)
+    except Exception as exc:  # Slack may be failing too; the refusal is audited already
+        log.warning("could not tell %s that the state store is unreachable: %s", user, exc)
+
+
 def make_store_guard() -> Callable[..., Awaitable[Any]]:
     """Middleware: while this process knows the store is down, answer commands and clicks
     with the store-unreachable line instead of running a listener that cannot work."""
@@ -60,8 +89,10 @@ def make_store_guard() -> Callable[..., Awaitable[Any]]:
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> Any:
         kind = request_kind(body)
-        if not HEALTH.down or kind not in ("command", "block_actions"):
+        if not HEALTH.down or kind not in ("command", "block_actions", "view_submission"):
             return await next()
+        if kind == "view_submission":
+            return _form_answer(body) or await next()
         note_refusal(body, ConnectionError("the state store was unreachable a moment ago"))
         if kind == "command":
             answer = {"response_type": "ephemeral", "text": STORE_UNREACHABLE}

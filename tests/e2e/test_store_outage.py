@@ -29,12 +29,13 @@ from tests.e2e.helpers import (
     is_completion,
     record_state,
 )
+from tests.e2e.test_rollback_commands import modal_values
 from tests.testbed.aws_gate import AwsGate
 from tests.testbed.ports import wait_until
 from tests.testbed.redis_restartable import RestartableRedis, restartable_redis  # noqa: F401
 from tests.testbed.rollbot_process import RollbotProcess
 from tests.testbed.slack_api import FakeSlackApi
-from tests.testbed.slack_requests import block_action, slash_command
+from tests.testbed.slack_requests import block_action, slash_command, view_submission
 
 UNREACHABLE = "state store is unreachable: nothing was changed"
 ENV = {"ROLLBOT_STATUS_INTERVAL": "1", "ROLLBOT_LEASE_SECONDS": "2"}
@@ -449,12 +450,18 @@ def test_sqlite_read_only_gets_the_same_answer(
     try:
         latencies = ask_during_outage([bot], fake_slack, value, "web")
         latencies += ask_during_outage([bot], fake_slack, value, "web")
+        form = bot.sender.post(
+            *view_submission("rollback_modal", modal_values("web", "2", "r"), user_id=REQUESTER)
+        )
     finally:
         _chattr("-i", files)
+    # the form stays open, the line under its first field
+    assert form.json["response_action"] == "errors" and list(form.json["errors"]) == ["target"]
+    assert UNREACHABLE in form.json["errors"]["target"] and form.elapsed < ANSWER_WITHIN
     print(f"answers while the SQLite file was read-only (s): {[round(x, 2) for x in latencies]}")
     assert max(latencies) < ANSWER_WITHIN, latencies
-    wait_until(lambda: _refusals(db) >= len(latencies), 15, "the refusals' audit entries")
-    assert _refusals(db) == len(latencies)
+    wait_until(lambda: _refusals(db) > len(latencies), 15, "the refusals' audit entries")
+    assert _refusals(db) == len(latencies) + 1  # and the form's
     assert "Traceback" not in bot.stderr_text()
     assert max(store_log_lines(bot).values()) <= 3
     # nothing was changed: the rollback still waits for its approver, who can approve it now
