@@ -29,7 +29,6 @@ from tests.e2e.helpers import (
     is_completion,
     record_state,
 )
-from tests.e2e.test_rollback_commands import modal_values
 from tests.testbed.aws_gate import AwsGate
 from tests.testbed.ports import wait_until
 from tests.testbed.redis_restartable import RestartableRedis, restartable_redis  # noqa: F401
@@ -432,6 +431,16 @@ def _refusals(db: Path) -> int:
         return int(row.fetchone()[0])
 
 
+def form_values(target: str) -> dict[str, Any]:
+    """The rollback form's state as Slack reports it, for `target` to 2 because "r"."""
+    return {
+        "target": {"value": {"type": "static_select", "selected_option": {"value": target}}},
+        "ref": {"value": {"type": "plain_text_input", "value": "2"}},
+        "reason": {"value": {"type": "plain_text_input", "value": "r"}},
+        "severity": {"value": {"type": "static_select", "selected_option": {"value": "high"}}},
+    }
+
+
 def _chattr(flag: str, files: list[Path]) -> None:
     done = subprocess.run(["chattr", flag, *map(str, files)], capture_output=True)
     if done.returncode != 0:
@@ -451,7 +460,7 @@ def test_sqlite_read_only_gets_the_same_answer(
         latencies = ask_during_outage([bot], fake_slack, value, "web")
         latencies += ask_during_outage([bot], fake_slack, value, "web")
         form = bot.sender.post(
-            *view_submission("rollback_modal", modal_values("web", "2", "r"), user_id=REQUESTER)
+            *view_submission("rollback_modal", form_values("web"), user_id=REQUESTER)
         )
     finally:
         _chattr("-i", files)
