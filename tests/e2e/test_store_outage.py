@@ -244,6 +244,7 @@ def test_redis_killed_inside_a_change(
     back: list[float] = []
 
     def outage() -> None:  # AWS made the change; its answer waits for the store to return
+        fake_slack.wait_for("chat.postMessage", lambda c: "*Status update —" in c.args["text"])
         restartable_redis.kill()
         down.append(time.monotonic())
         time.sleep(OUTAGE)
