@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also check the Slack token (auth.test), AWS credentials (sts "
         "get-caller-identity), GitHub (when GITHUB_TOKEN is set) and that each compose project "
-        "has the containers its steps name",
+        "has the containers its steps name; warns when Redis would evict or lose keys",
     )
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         match args.command:
             case "check":
-                return asyncio.run(check(settings, online=args.online))
+                code = asyncio.run(check(settings, online=args.online))
+                if args.online:
+                    asyncio.run(check_store_online(settings))
+                return code
             case "plan":
                 return asyncio.run(plan_target(settings, args.target, args.ref))
             case "audit" if args.verify:
@@ -184,6 +187,14 @@ async def _online_problems(catalog) -> list[str]:
                 if problem and line not in problems:
                     problems.append(line)
     return problems
+
+
+async def check_store_online(settings) -> None:
+    """Warn when the state store's server would evict or lose what Rollbot keeps."""
+    from bot.store.redis_check import check_store_online as store_warnings
+
+    for warning in await store_warnings(settings.secret("redis_url")):
+        print(f"warning: {warning}")
 
 
 async def plan_target(settings, name: str, ref: str) -> int:

@@ -29,6 +29,12 @@ outbox_queued = Counter(
 outbox_delivered = Counter(
     "rollbot_outbox_delivered", "Queued Slack calls delivered later", registry=REGISTRY
 )
+store_errors = Counter(
+    "rollbot_store_errors",
+    "State store calls that failed because the store was unreachable, by component",
+    ["component"],  # one of bot.store.outage.COMPONENTS
+    registry=REGISTRY,
+)
 jobs_run = Counter("rollbot_jobs", "Due-jobs executed", ["kind", "outcome"], registry=REGISTRY)
 
 

@@ -11,11 +11,14 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import __version__, metrics
 from bot.services import Services
+from bot.store.outage import FailureLog
 
 log = logging.getLogger(__name__)
 
 
 def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
+    store_failures = FailureLog("healthz")
+
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         bolt_request = await to_bolt_request(request)
@@ -28,6 +31,10 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         ok = await services.store.ping()
         metrics.store_up.set(1 if ok else 0)
+        if ok:
+            store_failures.succeeded()
+        else:
+            store_failures.failed(ConnectionError("the state store did not answer a ping"))
         body = {
             "status": "ok" if ok else "degraded",
             "version": __version__,

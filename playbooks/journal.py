@@ -17,6 +17,13 @@ class JournalEntry(BaseModel):
     event: str  # "start" | "end"
     outcome: str = ""  # "ok" | "failed" | "skipped" (on "end")
     output: dict[str, Any] = Field(default_factory=dict)
+    # the fencing token of the claim that wrote it (0: written without one)
+    fence: int = 0
+
+
+class RunStopped(Exception):
+    """The run must stop where it is, without finishing: this runner may no longer write
+    (its claim on the run was taken over, or it could not renew it in time)."""
 
 
 class Journal(Protocol):

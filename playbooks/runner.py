@@ -15,7 +15,7 @@ from typing import Any
 
 from playbooks.aws import AwsClients
 from playbooks.base import NothingToDo, Step, StepContext, StepFailed
-from playbooks.journal import Journal, JournalEntry
+from playbooks.journal import Journal, JournalEntry, RunStopped
 from playbooks.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ class RunResult:
 
 
 Progress = Callable[[StepResult, int], Awaitable[None]]
+# Called before each step starts; raises RunStopped when the run may not go on.
+BeforeStep = Callable[[Step], Awaitable[None]]
 
 
 def step_context(target: Any, ref: str, settings: Any = None) -> StepContext:
@@ -166,6 +168,7 @@ class PlaybookRunner:
         rollback_id: str,
         progress: Progress | None = None,
         approved: list[PlannedStep] | None = None,
+        before_step: BeforeStep | None = None,
     ) -> None:
         self.store = store
         self.rollback_id = rollback_id
@@ -173,12 +176,15 @@ class PlaybookRunner:
         # the approved plan: a change step runs only if it would make exactly its calls
         self.approved = {p.index: p for p in approved} if approved is not None else None
         self._visible: set[str] = set()
+        self.before_step = before_step
 
     async def run(self, steps: list[Step], ctx: StepContext) -> RunResult:
         done = await self._journal_state()
         self._visible = plan_visible(steps)
         results: list[StepResult] = []
         for i, step in enumerate(steps):
+            if self.before_step:
+                await self.before_step(step)  # RunStopped ends the run here, unfinished
             result = await self._run_one(i, step, ctx, done.get(i))
             results.append(result)
             if self.progress:
@@ -224,6 +230,8 @@ class PlaybookRunner:
             return await self._finish(i, step, ctx, "nothing", {}, started, str(exc))
         except _Interrupted as exc:
             return await self._finish(i, step, ctx, "interrupted", {}, started, str(exc))
+        except RunStopped:
+            raise  # the journal refused this runner: it must not report the step either way
         except Exception as exc:  # a bug or an unexpected library error: fail, never crash
             log.exception("step %s of %s raised", step.id, self.rollback_id)
             message = f"unexpected error: {type(exc).__name__}: {exc}"

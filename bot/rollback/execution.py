@@ -5,55 +5,67 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from bot import metrics
 from bot.rollback import messaging as msg
 from bot.rollback import records, report
+from bot.rollback.lease import ClaimedJournal, ExecutionLease, LeaseLost
 from bot.rollback.models import EXECUTING, TERMINAL, State, StepRecord
 from bot.rollback.plans import approved_plan, end_nothing_to_do, plan_still_holds
 from bot.services import Services
 from bot.slack.text import escape
-from bot.store.base import Job, Record, now
+from bot.store.audit import audit_entry
+from bot.store.base import ExecutionClaim, Job, Record, now
+from bot.store.outage import HEALTH
+from playbooks.base import Step
+from playbooks.journal import RunStopped
 from playbooks.runner import PlaybookRunner, RunResult, StepResult, step_context
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 async def execute(services: Services, job: Job) -> float | None:
     """Run (or resume) the playbook; a later claimer only checks the executor is alive."""
     rollback_id = job.payload["id"]
-    record = await services.store.get(rollback_id)
+    store = services.store
+    record = await store.get(rollback_id)
     if record is None or record.state in TERMINAL:
         return None
-    lease = services.settings.rollbot_lease_seconds
+    ttl = services.settings.rollbot_lease_seconds
+    if record.state in EXECUTING and HEALTH.recovered_within(ttl):
+        # Every lease lapsed while the store was away: its executor gets a full lease, from
+        # when the store came back, to renew its claim before anyone takes over.
+        return now() + ttl / 2
     # One owner per execution, so even this replica re-claiming the job cannot run it twice.
     owner = f"{services.replica}:{secrets.token_hex(4)}"
-    if not await services.store.acquire_lock(records.exec_lock(rollback_id), owner, lease):
-        return now() + lease  # someone alive is executing it: look again later
-    resumed = record.state in EXECUTING
-    if record.state == State.APPROVED:
-        record = await records.move(
-            services.store,
-            rollback_id,
-            {State.APPROVED},
-            State.RUNNING,
-            services.replica,
-            started_at=now(),
-            executor=owner,
-        )
-    elif resumed:
-        record = await services.store.update_data(rollback_id, {"executor": owner})
-    if record is None or record.state not in EXECUTING or not await _plan_holds(services, record):
-        await services.store.release_lock(records.exec_lock(rollback_id), owner)
-        return None
-    heartbeat = asyncio.create_task(_heartbeat(services, rollback_id, owner, record.data["target"]))
+    claim = await store.claim_execution(rollback_id, owner, ttl)
+    if claim is None:
+        return now() + ttl  # someone alive is executing it: look again later
+    lease = ExecutionLease(store, rollback_id, owner, claim.token, ttl, record.data["target"])
+    heartbeat = asyncio.create_task(lease.keep())
     try:
-        await Execution(services, rollback_id).run(resumed)
+        takeover = _takeover_text(claim) if record.state in EXECUTING else ""
+        record = await _start(services, lease, record.state, takeover)
+        if record is None or record.state not in EXECUTING:
+            return None
+        if not await _plan_holds(services, record):
+            return None  # asked for approval again, or ended as nothing to do
+        await Execution(services, rollback_id, lease).run(takeover)
+    except RunStopped as exc:
+        # a fenced write or a lapsed claim: whoever holds the newer claim carries on
+        log.warning("rollback %s: executor %s stopped before the end: %s", rollback_id, owner, exc)
+        return now()
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
-        await services.store.release_lock(records.exec_lock(rollback_id), owner)
+        with contextlib.suppress(Exception):  # else the claim simply lapses
+            await store.release_execution(rollback_id, owner, claim.token)
     return None
 
 
@@ -68,28 +80,68 @@ async def _plan_holds(services: Services, record: Record) -> bool:
     return await plan_still_holds(services, record)
 
 
-async def _heartbeat(services: Services, rollback_id: str, owner: str, target: str) -> None:
-    """Keep the executor lock and the target lock alive while the playbook runs."""
-    lease = services.settings.rollbot_lease_seconds
-    while True:
-        await asyncio.sleep(lease / 3)
-        await services.store.acquire_lock(records.exec_lock(rollback_id), owner, lease)
-        await services.store.acquire_lock(
-            records.target_lock(target), rollback_id, records.TARGET_LOCK_TTL
+async def _start(services: Services, lease: ExecutionLease, state: str, takeover: str) -> Any:
+    """Move an approved rollback to running, or note (and audit) a takeover of a running one."""
+    store, rollback_id, owner, token = services.store, lease.rollback_id, lease.owner, lease.token
+    if state == State.APPROVED:
+        return await lease.write(
+            lambda: records.move(
+                store,
+                rollback_id,
+                {State.APPROVED},
+                State.RUNNING,
+                services.replica,
+                fence=token,
+                started_at=now(),
+                executor=owner,
+            )
         )
+    if state not in EXECUTING:
+        return await lease.write(lambda: store.get(rollback_id))
+    record = await lease.write(
+        lambda: store.update_data(rollback_id, {"executor": owner}, fence=token)
+    )
+    if takeover:
+        entry = audit_entry(
+            services.replica,
+            "execution.takeover",
+            rollback_id,
+            executor=owner,
+            claim=token,
+            replaced=takeover,
+        )
+        await lease.write(lambda: store.audit(entry))
+    return record
+
+
+def _takeover_text(claim: ExecutionClaim) -> str:
+    """Whom a claim replaced, and why."""
+    if not claim.previous_owner or claim.previous_expires_at is None:
+        return "an executor that left no claim"
+    ago = max(0.0, now() - claim.previous_expires_at)
+    return (
+        f"executor {claim.previous_owner} (claim {claim.token - 1}), whose lease ran out "
+        f"{ago:.1f}s earlier without being renewed"
+    )
 
 
 class Execution:
     """One replica running one rollback's playbook and reporting on it."""
 
-    def __init__(self, services: Services, rollback_id: str) -> None:
+    def __init__(self, services: Services, rollback_id: str, lease: ExecutionLease) -> None:
         self.services = services
         self.slack = services.slack
         self.id = rollback_id
+        self.lease = lease
+        self.fence = lease.token
+        self.in_change = False  # a changing step is running: it finishes even if replaced
 
-    async def run(self, resumed: bool) -> None:
+    def _write(self, call: Callable[[], Awaitable[T]], *, until_back: bool = False) -> Awaitable[T]:
+        return self.lease.write(call, until_back=until_back)
+
+    async def run(self, takeover: str) -> None:
         store = self.services.store
-        data = records.data_of(await store.get(self.id))  # type: ignore[arg-type]
+        data = records.data_of(await self._write(lambda: store.get(self.id)))  # type: ignore[arg-type]
         self.data = data
         target = self.services.catalog.targets.get(data.target)
         if target is None:
@@ -102,32 +154,60 @@ class Execution:
         self.verify_from = _verification_start(target.steps)
         if not data.current_step:
             data.current_step = self.titles[0]
-            await store.update_data(self.id, {"current_step": data.current_step})
-        if resumed:
-            await self.slack.post(
-                data.channel,
+            current = {"current_step": data.current_step}
+            await self._write(lambda: store.update_data(self.id, current, fence=self.fence))
+        if takeover:
+            text = (
                 f":recycle: Rollback `{self.id}` resumed by replica "
-                f"{escape(self.services.replica)} after its executor stopped; steps that "
-                "finished are not repeated.",
-                thread_ts=data.thread_ts,
-                subject=self.id,
-                durable=True,
+                f"{escape(self.services.replica)} after its executor stopped: it replaced "
+                f"{escape(takeover)}. Steps that finished are not repeated."
+            )
+            await self._write(
+                lambda: self.slack.post(
+                    data.channel, text, thread_ts=data.thread_ts, subject=self.id, durable=True
+                )
             )
         if not data.progress_ts:
-            data.progress_ts = await self.slack.post(
-                data.channel,
-                f"Progress of {data.target}",
-                msg.progress_blocks(self.id, data, self.step_ids, self.step_ids[0]),
-                thread_ts=data.thread_ts,
-                subject=self.id,
-                durable=True,
+            blocks = msg.progress_blocks(self.id, data, self.step_ids, self.step_ids[0])
+            data.progress_ts = await self._write(
+                lambda: self.slack.post(
+                    data.channel,
+                    f"Progress of {data.target}",
+                    blocks,
+                    thread_ts=data.thread_ts,
+                    subject=self.id,
+                    durable=True,
+                )
             )
-            await store.update_data(self.id, {"progress_ts": data.progress_ts})
+            progress = {"progress_ts": data.progress_ts}
+            await self._write(lambda: store.update_data(self.id, progress, fence=self.fence))
         ctx = step_context(target, data.ref, self.services.settings)
+        journal = ClaimedJournal(self.lease)
         # every change step is checked against the approved plan just before it runs
-        runner = PlaybookRunner(store, self.id, self._on_step, approved_plan(data))
-        result = await runner.run(target.steps, ctx)
+        runner = PlaybookRunner(
+            journal, self.id, self._on_step, approved_plan(data), before_step=self._before_step
+        )
+        result = await self._run_guarded(runner.run(target.steps, ctx))
         await self._finish(result)
+
+    async def _before_step(self, step: Step) -> None:
+        await self.lease.before_step(step.mutating)
+        self.in_change = step.mutating
+
+    async def _run_guarded(self, run: Awaitable[RunResult]) -> RunResult:
+        """Run the steps; once replaced, a read-only step stops at once (a changing one
+        finishes, and its end is refused by the store)."""
+        task = asyncio.ensure_future(run)
+        self.lease.on_lost = lambda: None if self.in_change else task.cancel()
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.lease.lost and not (current and current.cancelling()):
+                raise LeaseLost(self.lease.lost_reason) from None
+            raise
+        finally:
+            self.lease.on_lost = lambda: None
 
     async def _on_step(self, result: StepResult, total: int) -> None:
         record = StepRecord(
@@ -143,16 +223,19 @@ class Execution:
         nxt = self.step_ids[result.index + 1] if result.index + 1 < total else ""
         current = self.titles[result.index + 1] if nxt else ""
         self.data.current_step = current
-        await self.services.store.update_data(
-            self.id, {"steps": [s.model_dump() for s in self.data.steps], "current_step": current}
-        )
+        patch = {"steps": [s.model_dump() for s in self.data.steps], "current_step": current}
+        store = self.services.store
+        await self._write(lambda: store.update_data(self.id, patch, fence=self.fence))
         if nxt and result.index + 1 == self.verify_from:
-            await records.move(
-                self.services.store,
-                self.id,
-                {State.RUNNING},
-                State.VERIFYING,
-                self.services.replica,
+            await self._write(
+                lambda: records.move(
+                    store,
+                    self.id,
+                    {State.RUNNING},
+                    State.VERIFYING,
+                    self.services.replica,
+                    fence=self.fence,
+                )
             )
         if self.data.progress_ts:
             await self.slack.update(
@@ -173,16 +256,20 @@ class Execution:
             else (State.INTERRUPTED if result.interrupted else State.FAILED)
         )
         checklist = _checklist(result, self.verify_from)
-        record = await records.move(
-            self.services.store,
-            self.id,
-            EXECUTING,
-            to,
-            self.services.replica,
-            finished_at=now(),
-            error=result.error,
-            checklist=checklist,
-            current_step="",
+        store = self.services.store
+        record = await self._write(
+            lambda: records.move(
+                store,
+                self.id,
+                EXECUTING,
+                to,
+                self.services.replica,
+                fence=self.fence,
+                finished_at=now(),
+                error=result.error,
+                checklist=checklist,
+                current_step="",
+            )
         )
         if record is None:
             return  # another replica already ended it
@@ -201,24 +288,36 @@ class Execution:
         blocks = [msg.section(text)]
         if not result.ok:
             blocks += msg.failure_actions(self.id, data)
-        await self.slack.post(
-            data.channel,
-            text,
-            blocks,
-            thread_ts=data.thread_ts,
-            subject=self.id,
-            broadcast=True,
-            durable=True,
+        # The rollback has ended: what follows is reported even across a store outage.
+        await self._write(
+            lambda: self.slack.post(
+                data.channel,
+                text,
+                blocks,
+                thread_ts=data.thread_ts,
+                subject=self.id,
+                broadcast=True,
+                durable=True,
+            ),
+            until_back=True,
         )
-        await records.release_target(self.services.store, data.target, self.id)
-        await self.slack.upload(
-            data.channel,
-            data.thread_ts,
-            filename=f"incident-report-{self.id}.md",
-            content=await report.incident_report(self.services, self.id),
-            title=f"Incident report {self.id}",
-            subject=self.id,
-            durable=True,
+        await self._write(
+            lambda: records.release_target(store, data.target, self.id), until_back=True
+        )
+        content = await self._write(
+            lambda: report.incident_report(self.services, self.id), until_back=True
+        )
+        await self._write(
+            lambda: self.slack.upload(
+                data.channel,
+                data.thread_ts,
+                filename=f"incident-report-{self.id}.md",
+                content=content,
+                title=f"Incident report {self.id}",
+                subject=self.id,
+                durable=True,
+            ),
+            until_back=True,
         )
 
     def _changes(self, result: RunResult) -> list[dict[str, str]]:

@@ -15,4 +15,4 @@ def register(worker: JobWorker, services: Services) -> None:
     worker.on(JobKind.STATUS, lambda job: status_update(services, job))
     worker.on(JobKind.PREPARATION, lambda job: preparation_watch(services, job))
     lease = services.settings.rollbot_lease_seconds
-    worker.on(outbox.JOB_KIND, services.slack.outbox_drain(lease))
+    worker.on(outbox.JOB_KIND, services.slack.outbox_drain(lease), component="outbox")

@@ -67,13 +67,16 @@ async def move(
     from_states: set[State] | frozenset[State],
     to: State,
     actor: str,
+    *,
+    fence: int | None = None,
     **patch: Any,
 ) -> Record | None:
-    """Compare-and-set the state; only the transition that won is audited, in the same write."""
+    """Compare-and-set the state; only the transition that won is audited, in the same write.
+    An executor passes its claim's `fence`: the store refuses the move once it was replaced."""
     detail = {k: v for k, v in patch.items() if k in ("approver", "error", "reason")}
     entry = audit_entry(actor, f"rollback.{to.value}", rollback_id, **detail)
     states = {s.value for s in from_states}
-    return await store.transition(rollback_id, states, to.value, patch, entry)
+    return await store.transition(rollback_id, states, to.value, patch, entry, fence=fence)
 
 
 async def active_for_target(store: Store, target: str) -> Record | None:

@@ -22,6 +22,7 @@ from bot.services import Services
 from bot.slack.dedupe import make_dedupe
 from bot.slack.listeners import report_failure
 from bot.slack.notifier import SlackNotifier
+from bot.slack.outage import make_store_guard
 from bot.slack.respond import PooledRespond
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ def build_app(
         if context.response_url:  # ours always: its answers pass the redactor
             context["respond"] = PooledRespond(context.response_url, services.http)
         await next()
+
+    app.middleware(make_store_guard())
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -11,6 +11,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.store.base import Store
+from bot.store.outage import FailureLog, is_unavailable
 
 SEEN_FOR = 3600.0  # Slack retries within minutes; an hour is ample
 # First deliveries are noted in batches this often: one store round trip for a whole burst.
@@ -33,6 +34,7 @@ class DeliveryNotes:
         self._unwritten: set[str] = set()  # pending ones and those being written
         self._writer: asyncio.Task[None] | None = None
         self._writing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self._failures = FailureLog("delivery_notes")
 
     def knows(self, key: str) -> bool:
         return key in self._unwritten
@@ -51,7 +53,12 @@ class DeliveryNotes:
         try:
             await self.store.note(list(keys), SEEN_FOR)
         except Exception as exc:  # a retry may then run twice; the store's CAS still guards
-            log.warning("could not note %d deliveries: %s", len(keys), exc)
+            if is_unavailable(exc):
+                self._failures.failed(exc)
+            else:
+                log.warning("could not note %d deliveries: %s", len(keys), exc)
+        else:
+            self._failures.succeeded()
         finally:
             self._unwritten -= keys
 

@@ -14,7 +14,9 @@ from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
+from bot.slack.outage import note_refusal, request_kind, tell_in_direct_message
 from bot.slack.outgoing import RedactingAck
+from bot.store.outage import STORE_UNREACHABLE, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +30,17 @@ async def report_failure(
     """Log the traceback; show the user one short line with a reference to find it: in the
     acknowledgement itself when the listener failed before acking, else in a reply."""
     ref = uuid.uuid4().hex[:8]
-    kind = body.get("type") or ("command" if "command" in body else "unknown")
+    kind = request_kind(body)
     metrics.listener_errors.labels(kind=kind).inc()
-    log.error("listener failed (ref %s)", ref, exc_info=error)
-    text = (
-        f":warning: Rollbot hit an internal error and did not finish that (ref `{ref}`). "
-        "Nothing was changed by this request; the operators can find the details in the log."
-    )
+    if is_unavailable(error):  # counted, one log line per interval, audited once it is back
+        note_refusal(body, error)
+        text = STORE_UNREACHABLE
+    else:
+        log.error("listener failed (ref %s)", ref, exc_info=error)
+        text = (
+            f":warning: Rollbot hit an internal error and did not finish that (ref `{ref}`). "
+            "Nothing was changed by this request; the operators can find the details in the log."
+        )
     try:
         if ack is not None and getattr(ack, "response", None) is None:
             # Slack shows a command's acknowledgement text; buttons and forms ignore it
@@ -87,6 +93,8 @@ def guarded(listener: Listener) -> Listener:
             await listener(**{k: v for k, v in given.items() if k in wanted})
         except Exception as error:
             await report_failure(error, body, respond, ack)
+            if is_unavailable(error):
+                await tell_in_direct_message(context, body)
         finally:
             inflight.discard(task)  # type: ignore[arg-type]
 

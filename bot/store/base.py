@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from bot.store.redacting import redact_writes
-from playbooks.journal import JournalEntry
+from playbooks.journal import JournalEntry, RunStopped
 
 
 def now() -> float:
@@ -67,6 +67,30 @@ class LockInfo(BaseModel):
     name: str
     owner: str
     expires_at: float
+    token: int = 0  # the fencing token, for a claim of an execution
+
+
+class ExecutionClaim(BaseModel):
+    """A claim on running one record's work (a rollback's playbook): its fencing token is
+    greater than that of every earlier claim, and says whom it replaced."""
+
+    token: int
+    previous_owner: str = ""  # "" for the first claim
+    previous_expires_at: float | None = None  # when that holder's lease ran out
+
+
+class Fenced(RunStopped):
+    """The store refused a write carrying a fencing token older than the current claim's."""
+
+    def __init__(self, record_id: str, token: int, current: int, holder: str) -> None:
+        super().__init__(
+            f"write for {record_id} refused: its claim {token} was taken over by claim "
+            f"{current} ({holder or 'unknown holder'})"
+        )
+        self.record_id = record_id
+        self.token = token
+        self.current = current
+        self.holder = holder
 
 
 class Store(abc.ABC):
@@ -106,19 +130,24 @@ class Store(abc.ABC):
         to_state: str,
         patch: dict[str, Any] | None = None,
         audit: AuditEntry | None = None,
+        *,
+        fence: int | None = None,
     ) -> Record | None:
         """Compare-and-set: move to `to_state` only if the state is one of `from_states`.
 
         `patch` is merged into `data` (top-level keys) and `audit` appended to the audit log
         in the same atomic step, so a crash cannot leave a change without its audit entry.
         Returns the new record, or None (and nothing written) if the record is missing or in
-        another state.
+        another state. With `fence`, raises Fenced (nothing written) when a later claim of
+        the record exists.
         """
-        return await self._change(record_id, from_states, to_state, patch or {}, audit)
+        return await self._change(record_id, from_states, to_state, patch or {}, audit, fence)
 
-    async def update_data(self, record_id: str, patch: dict[str, Any]) -> Record | None:
-        """Merge `patch` into data without touching the state."""
-        return await self._change(record_id, None, None, patch, None)
+    async def update_data(
+        self, record_id: str, patch: dict[str, Any], *, fence: int | None = None
+    ) -> Record | None:
+        """Merge `patch` into data without touching the state (fenced like `transition`)."""
+        return await self._change(record_id, None, None, patch, None, fence)
 
     @abc.abstractmethod
     async def _change(
@@ -128,9 +157,11 @@ class Store(abc.ABC):
         to_state: str | None,
         patch: dict[str, Any],
         audit: AuditEntry | None,
+        fence: int | None = None,
     ) -> Record | None:
         """One atomic read-check-write of a record (and its audit entry, if any): the state is
-        checked only when `from_states` is given and changed only when `to_state` is."""
+        checked only when `from_states` is given and changed only when `to_state` is; the
+        fencing token only when `fence` is."""
 
     @abc.abstractmethod
     async def list_records(
@@ -162,9 +193,33 @@ class Store(abc.ABC):
     ) -> list[AuditEntry]:
         """Oldest first."""
 
+    # -- claims of a record's execution, with fencing tokens
+    @abc.abstractmethod
+    async def claim_execution(
+        self, record_id: str, owner: str, ttl: float
+    ) -> ExecutionClaim | None:
+        """Claim the record's execution for `ttl` seconds with a new, greater fencing token;
+        None when another owner holds a claim that has not lapsed."""
+
+    @abc.abstractmethod
+    async def renew_execution(self, record_id: str, owner: str, token: int, ttl: float) -> bool:
+        """Extend our claim to now + `ttl`; False when a later claim replaced it (even a lapsed
+        claim is renewed while nobody took it over)."""
+
+    @abc.abstractmethod
+    async def release_execution(self, record_id: str, owner: str, token: int) -> bool:
+        """End our claim now, so another may take over at once; False if it was not ours."""
+
+    @abc.abstractmethod
+    async def execution_claim(self, record_id: str) -> LockInfo | None:
+        """The current claim (lapsed or not), or None if the record was never claimed."""
+
     # -- step journal
     @abc.abstractmethod
-    async def journal_append(self, rollback_id: str, entry: JournalEntry) -> int: ...
+    async def journal_append(
+        self, rollback_id: str, entry: JournalEntry, *, fence: int | None = None
+    ) -> int:
+        """Append; with `fence`, raises Fenced (nothing written) when a later claim exists."""
 
     @abc.abstractmethod
     async def journal(self, rollback_id: str) -> list[JournalEntry]: ...

@@ -24,6 +24,8 @@ from redis.commands.core import AsyncScript
 from bot.store.audit_chain import body, digest
 from bot.store.base import (
     AuditEntry,
+    ExecutionClaim,
+    Fenced,
     Job,
     JournalEntry,
     LockInfo,
@@ -38,11 +40,14 @@ from bot.store.base import (
 LUA = resources.files("bot.store") / "lua"
 SCRIPTS: dict[str, tuple[str, ...]] = {  # script -> the preludes it needs
     "create": ("render", "sha256", "append_audit"),
-    "change": ("render", "sha256", "append_audit"),
+    "change": ("render", "sha256", "append_audit", "fence"),
     "acquire": (),
     "release": (),
     "audit": ("sha256", "append_audit"),
-    "journal": (),
+    "journal": ("fence",),
+    "claim_exec": (),
+    "renew_exec": (),
+    "release_exec": (),
     "claim": (),
     "reschedule": (),
     "drop": (),
@@ -102,6 +107,17 @@ def _job(
         lease_until=None if lease is None else float(lease),
         attempts=int(attempts or 0),
     )
+
+
+def _token(fence: int | None) -> str:
+    return "" if fence is None else str(int(fence))
+
+
+def _refused(record_id: str, fence: int | None, answer: Any) -> None:
+    """Raise Fenced when a script answered 'fenced:<token>:<owner>'."""
+    if isinstance(answer, str) and answer.startswith("fenced:"):
+        _, current, holder = answer.split(":", 2)
+        raise Fenced(record_id, int(fence or 0), int(current), holder)
 
 
 def _without_brace(text: str) -> str:
@@ -202,6 +218,7 @@ class RedisStore(Store):
         to_state: str | None,
         patch: dict[str, Any],
         audit: AuditEntry | None,
+        fence: int | None = None,
     ) -> Record | None:
         allowed = [] if from_states is None else [json.dumps(s) for s in from_states]
         args = [
@@ -209,10 +226,12 @@ class RedisStore(Store):
             _num(now()),
             -1 if from_states is None else len(allowed),
             *allowed,
+            _token(fence),
             *_data_args(patch),
         ]
-        keys = self._record_keys(record_id)
+        keys = [*self._record_keys(record_id), self._key("fence", record_id)]
         text = await self._run("change", *self._carrying(audit, keys, args))
+        _refused(record_id, fence, text)
         return Record.model_validate_json(text) if text else None
 
     async def _records(self, ids: list[str]) -> list[Record]:
@@ -299,10 +318,52 @@ class RedisStore(Store):
         return [AuditEntry.model_validate_json(t) for t in texts if t]
 
     # -- step journal: one list per rollback, sequence numbers from one counter
-    async def journal_append(self, rollback_id: str, entry: JournalEntry) -> int:
-        keys = [self._key("seq", "journal"), self._key("journal", rollback_id)]
+    async def journal_append(
+        self, rollback_id: str, entry: JournalEntry, *, fence: int | None = None
+    ) -> int:
+        keys = [
+            self._key("seq", "journal"),
+            self._key("journal", rollback_id),
+            self._key("fence", rollback_id),
+        ]
         text = _without_brace(entry.model_dump_json(exclude={"seq"}))
-        return int(await self._run("journal", keys, [text]))
+        answer = await self._run("journal", keys, [text, _token(fence)])
+        _refused(rollback_id, fence, answer)
+        return int(answer)
+
+    # -- execution claims: one hash per record, fence:<id> {token, owner, expires_at}
+    async def claim_execution(
+        self, record_id: str, owner: str, ttl: float
+    ) -> ExecutionClaim | None:
+        t = now()
+        args = [owner, _num(t), _num(t + ttl)]
+        answer = await self._run("claim_exec", [self._key("fence", record_id)], args)
+        if not answer:
+            return None
+        token, previous, expires_at = answer
+        return ExecutionClaim(
+            token=int(token),
+            previous_owner=previous,
+            previous_expires_at=float(expires_at) if expires_at else None,
+        )
+
+    async def renew_execution(self, record_id: str, owner: str, token: int, ttl: float) -> bool:
+        args = [owner, str(token), _num(now() + ttl)]
+        return bool(await self._run("renew_exec", [self._key("fence", record_id)], args))
+
+    async def release_execution(self, record_id: str, owner: str, token: int) -> bool:
+        args = [owner, str(token), _num(now())]
+        return bool(await self._run("release_exec", [self._key("fence", record_id)], args))
+
+    async def execution_claim(self, record_id: str) -> LockInfo | None:
+        token, owner, expires_at = await self._r.hmget(
+            self._key("fence", record_id), ["token", "owner", "expires_at"]
+        )
+        if token is None:
+            return None
+        return LockInfo(
+            name=record_id, owner=owner or "", expires_at=float(expires_at), token=int(token)
+        )
 
     async def journal(self, rollback_id: str) -> list[JournalEntry]:
         texts = await self._r.lrange(self._key("journal", rollback_id), 0, -1)

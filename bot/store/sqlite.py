@@ -23,10 +23,11 @@ from bot.store.base import (
     Store,
     now,
 )
+from bot.store.sqlite_fencing import FENCE_SCHEMA, SqliteFencing, check_fence
 
 # The table layouts are those of the first release, so existing files keep working;
 # later releases only add tables and indexes (CREATE ... IF NOT EXISTS).
-SCHEMA = """
+SCHEMA = f"""
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS records (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, data TEXT NOT NULL,
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (queue, seq);
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
-COMMIT;
+{FENCE_SCHEMA.lstrip()}COMMIT;
 """
 
 RECORD_COLUMNS = "id, kind, state, data, version, created_at, updated_at"
@@ -145,11 +146,11 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteFencing, Store):
     backend = "sqlite"
 
     def __init__(
-        self, path: Path | str, *, busy_timeout: float = 30.0, ping_timeout: float = 2.0
+        self, path: Path | str, *, busy_timeout: float = 1.0, ping_timeout: float = 2.0
     ) -> None:
         self.path = str(path)
         self.busy_timeout = busy_timeout
@@ -165,7 +166,9 @@ class SqliteStore(Store):
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: BEGIN IMMEDIATE and COMMIT are issued explicitly.
-        # timeout is SQLite's busy_timeout: wait for another process's write lock.
+        # timeout is SQLite's busy_timeout: wait for another process's write lock. A write
+        # holds it for milliseconds; one still held after a second is an outage, answered
+        # within Slack's 3 s (callers on the job paths retry with backoff).
         db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             await db.execute_fetchall("PRAGMA journal_mode=WAL")
@@ -245,9 +248,11 @@ class SqliteStore(Store):
         to_state: str | None,
         patch: dict[str, Any],
         audit: AuditEntry | None,
+        fence: int | None = None,
     ) -> Record | None:
         """Read, check and rewrite one record (and audit it) in one write transaction."""
         async with self._tx() as db:
+            await check_fence(db, record_id, fence)
             rows = await db.execute_fetchall(
                 f"SELECT {RECORD_COLUMNS} FROM records WHERE id=?", (record_id,)
             )
@@ -337,8 +342,11 @@ class SqliteStore(Store):
         return [_audit(r) for r in rows]
 
     # -- step journal
-    async def journal_append(self, rollback_id: str, entry: JournalEntry) -> int:
+    async def journal_append(
+        self, rollback_id: str, entry: JournalEntry, *, fence: int | None = None
+    ) -> int:
         async with self._tx() as db:
+            await check_fence(db, rollback_id, fence)
             cur = await db.execute(
                 "INSERT INTO journal (rollback_id, entry) VALUES (?,?)",
                 (rollback_id, entry.model_dump_json(exclude={"seq"})),

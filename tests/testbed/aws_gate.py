@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ class AwsGate(LoopThreadServer):
         self.moto_url = moto_url.rstrip("/")
         self.url = ""
         self.forwarded: Counter[str] = Counter()
+        self.operations: list[tuple[float, str]] = []  # (time.time() when forwarded, operation)
         self.traps: list[Trap] = []
         self.sprung: list[Trap] = []
         self.refused: Counter[str] = Counter()
@@ -122,6 +124,7 @@ class AwsGate(LoopThreadServer):
             kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
         with self._lock:
             self.forwarded[op] += 1
+            self.operations.append((time.time(), op))
         await self._spring(op, "after")
         return web.Response(status=upstream.status, body=answer, headers=kept)
 

@@ -1,7 +1,10 @@
--- KEYS: rec, parts[, audit]
--- ARGV: to_state ('' keeps it), updated_at, n (-1: any state), n allowed states, k, v...[, audit]
-if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+-- KEYS: rec, parts, fence[, audit]
+-- ARGV: to_state ('' keeps it), updated_at, n (-1: any state), n allowed states,
+--       fencing token ('' for none), k, v...[, audit]
 local n = tonumber(ARGV[3])
+local refused = fence_refusal(KEYS[3], ARGV[4 + math.max(n, 0)])
+if refused then return refused end
+if redis.call('EXISTS', KEYS[2]) == 0 then return false end
 if n >= 0 then
   local state = redis.call('HGET', KEYS[2], 'state')
   local allowed = false
@@ -10,7 +13,7 @@ if n >= 0 then
   end
   if not allowed then return false end
 end
-for i = 4 + math.max(n, 0), last_own_arg(2), 2 do
+for i = 5 + math.max(n, 0), last_own_arg(3), 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'state', ARGV[1]) end
@@ -18,5 +21,5 @@ redis.call('HINCRBY', KEYS[2], 'version', 1)
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
 local text = render(KEYS[2])
 redis.call('SET', KEYS[1], text)
-append_carried_audit(2)
+append_carried_audit(3)
 return text
