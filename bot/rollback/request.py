@@ -12,8 +12,8 @@ from typing import Any
 
 from bot.catalog import Target
 from bot.diagnose.capture import capture
+from bot.rollback import expiry, records
 from bot.rollback import messaging as msg
-from bot.rollback import records
 from bot.rollback.models import JobKind, RollbackData, State
 from bot.services import Services
 from bot.slack.respond import Reply
@@ -46,6 +46,7 @@ async def request_rollback(
         return None
     rollback_id = records.new_id()
     if not await records.take_target(services.store, target, rollback_id):
+        await audit(services.store, requester, "rollback.request_refused", target, why="busy")
         await respond(response_type="ephemeral", text=await _busy_text(services, target))
         return None
     data = RollbackData(
@@ -60,6 +61,8 @@ async def request_rollback(
         channel=tgt.channel,
         estimate_minutes=tgt.estimate_minutes,
         diagnosis_id=diagnosis_id,
+        approvals_needed=tgt.settings.approvals,
+        approval_timeout=expiry.timeout_of(services, tgt),
     )
     await records.create(services.store, rollback_id, data)
     try:
@@ -157,6 +160,7 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
             subject=rollback_id,
         )
         data.diagnosis_id = diagnostics.id
+    await expiry.arm(services, rollback_id, data)
     data.approval_ts = await slack.post(
         data.channel,
         f"Approval needed for rollback of {tgt.name}",

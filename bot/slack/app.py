@@ -22,6 +22,7 @@ from bot.slack.dedupe import make_dedupe
 from bot.slack.listeners import report_failure
 from bot.slack.notifier import SlackNotifier
 from bot.slack.respond import PooledRespond
+from bot.slack.workspace import make_workspace_guard
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def build_app(
     )
 
     app.middleware(make_dedupe(services.store))
+    app.middleware(make_workspace_guard(services.store, settings.allowed_teams))
 
     @app.middleware
     async def inject_services(
