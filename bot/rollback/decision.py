@@ -40,7 +40,8 @@ async def decide(
     data = records.data_of(record)
     tgt = services.catalog.targets.get(data.target)
     refusal = await _decision_refusal(services.slack, tgt, data, user)
-    if not refusal and act == Act.APPROVE and user in approvals_of(record.data):
+    counted = record.state == State.AWAITING_APPROVAL and user in approvals_of(record.data)
+    if not refusal and act == Act.APPROVE and counted:
         refusal = _waiting_for(record, data, "You already approved this rollback")
     if refusal:
         await _refuse(services, user, rollback_id, act, refusal, respond)
