@@ -71,9 +71,8 @@ async def _clicked_record(
         return None
     record = await services.store.get(rollback_id)
     if record is not None and record.state == State.REQUESTED:
-        await _tell(
-            respond, f"Rollback {code(rollback_id)} is still being prepared; try again in a moment."
-        )
+        why = f"Rollback {code(rollback_id)} is still being prepared; try again in a moment."
+        await _refuse(services, user, rollback_id, act, why, respond)
         return None
     # Approve lives on the approval message, Confirm on the confirmation message only.
     data = record.data if record else {}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.store.base import AuditEntry, Record, Store
+from bot.store.base import AuditEntry, LockInfo, Record, Store
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
 from tests.e2e.helpers import (
@@ -109,8 +109,11 @@ class Bed:
     def state(self, value: str) -> str:
         return self.record(json.loads(value)["id"]).state
 
+    def lock(self, target: str = "api") -> LockInfo | None:
+        return self._read(lambda s: s.lock_info(f"target:{target}"))
+
     def lock_owner(self, target: str = "api") -> str | None:
-        info = self._read(lambda s: s.lock_info(f"target:{target}"))
+        info = self.lock(target)
         return info.owner if info else None
 
 
@@ -235,12 +238,16 @@ def test_a_request_nobody_decides_expires_after_a_reminder(bed: Bed) -> None:
     rid = json.loads(value)["id"]
     approval = bed.fake.wait_for("chat.postMessage", lambda c: "Approval needed" in c.text)[0]
     assert "Expires at" in json.dumps(approval.args["blocks"])
-    assert bed.lock_owner() == rid
+    taken = bed.lock()
+    assert taken is not None and taken.owner == rid
 
     reminder = bed.fake.wait_for("chat.postMessage", lambda c: ":alarm_clock:" in c.text)[0]
     assert "<@U0LEAD>" in reminder.text and "<!subteam^S0SRE>" in reminder.text
     assert reminder.args["thread_ts"] and reminder.at - approval.at >= 1.5
-    assert bed.state(value) == "awaiting_approval" and bed.lock_owner() == rid
+    assert bed.state(value) == "awaiting_approval"
+    renewed = bed.lock()  # the watch renewed the target lock while the request waits
+    assert renewed is not None and renewed.owner == rid
+    assert renewed.expires_at - taken.expires_at >= 1.0
 
     told = bed.fake.wait_for("chat.postMessage", lambda c: c.args["channel"] == REQUESTER)[0]
     assert "expired" in told.text and told.at - approval.at >= 3.5
@@ -326,3 +333,39 @@ def test_a_replayed_request_is_processed_once(bed: Bed) -> None:
     )
     assert bed.actions().count((REQUESTER, "slack.replay_refused")) == 2
     assert bed.actions().count((REQUESTER, "rollback.requested")) == 1
+
+
+def test_an_org_wide_install_serves_the_listed_teams_of_its_enterprise(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bed.fake.answer(
+        "auth.test",
+        {
+            "ok": True,
+            "team_id": "T0TEAM",
+            "enterprise_id": "E0ORG",
+            "user_id": "U0ROLLBOT",
+            "bot_id": "B0ROLLBOT",
+            "is_enterprise_install": True,
+        },
+    )
+    bot = bed.start(env={"ROLLBOT_ALLOWED_TEAMS": "T0TEAM, T0OTHER"})
+
+    def command(team: str, enterprise: str, user: str) -> None:
+        monkeypatch.setitem(slack_requests.TEAM, "id", team)
+        body, _ = slash_command("/rollback", "api", user_id=user)
+        body += f"&enterprise_id={enterprise}".encode() if enterprise else b""
+        status, _ = bot.sender.post(body, slack_requests.sign(body))
+        assert status == 200
+
+    command("T0THIRD", "E0ORG", "U0THIRD")  # same enterprise, a team not listed
+    command("T0OTHER", "", "U0NOORG")  # a listed team id, but from no enterprise
+    command("T0OTHER", "E0ORG", REQUESTER)  # listed, in the enterprise: served
+    approval_value(bed.fake)
+    time.sleep(0.5)
+    refused = [e for e in bed.audit() if e.action == "slack.foreign_team_refused"]
+    assert [(e.actor, e.subject) for e in refused] == [
+        ("U0THIRD", "T0THIRD"),
+        ("U0NOORG", "T0OTHER"),
+    ]
+    assert len(bed.fake.wait_for("chat.postMessage", lambda c: "Approval needed" in c.text)) == 1
