@@ -4,6 +4,7 @@ change to `models.TRANSITIONS` must be made twice (and in the README) on purpose
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,16 @@ async def test_a_move_outside_the_table_is_refused(tmp_path: object) -> None:
                 await records.move(store, "rb-00000000", {bad[0]}, bad[1], "U0")
     finally:
         await store.close()
+
+
+def test_the_readme_documents_this_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = readme.split("| state | act → next state |", 1)[1].split("\n\n", 1)[0]
+    documented: dict[tuple[State, Act], State] = {}
+    for row in rows.strip().splitlines()[1:]:
+        states, moves = (cell.strip() for cell in row.strip("|").split("|"))
+        for move in moves.split(" · ") if moves != "none (final)" else []:
+            act, to = move.split(" (")[0].split(" → ")
+            for state in states.split(", "):
+                documented[(State(state), Act(act))] = State(to.split(" ")[0])
+    assert documented == TRANSITIONS
