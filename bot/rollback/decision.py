@@ -93,8 +93,24 @@ async def _approve(
 ) -> None:
     """Count this approver; once enough distinct approvers are in, approve (or ask for the
     confirmation of a dangerous playbook)."""
-    store = services.store
+    store, needed = services.store, data.approvals_needed
     mark = {APPROVAL_KEY + user: now()}
+    quorum = Act.QUORUM_DANGEROUS if data.dangerous else Act.QUORUM
+    if needed == 1:  # this one approval is all it takes: one move, one audit entry
+        moved = await records.apply(
+            store,
+            rollback_id,
+            quorum,
+            user,
+            approver=user,
+            approved_by=[user],
+            decided_at=now(),
+            **mark,
+        )
+        await _after_move(
+            services, rollback_id, data, State.AWAITING_APPROVAL, moved, user, respond
+        )
+        return
     counted = await records.apply(
         store, rollback_id, Act.APPROVE, user, "rollback.approval_counted", **mark
     )
@@ -105,20 +121,17 @@ async def _approve(
             await _refuse(services, user, rollback_id, Act.APPROVE, why, respond)
         return
     approvers = approvals_of(counted.data)
-    needed = data.approvals_needed
-    if needed > 1:
-        await services.slack.post(
-            data.channel,
-            f":ballot_box_with_check: <@{user}> approved the rollback of {escape(data.target)} "
-            f"({min(len(approvers), needed)} of {needed} approvals).",
-            thread_ts=data.thread_ts,
-            subject=rollback_id,
-            durable=True,
-        )
+    await services.slack.post(
+        data.channel,
+        f":ballot_box_with_check: <@{user}> approved the rollback of {escape(data.target)} "
+        f"({min(len(approvers), needed)} of {needed} approvals).",
+        thread_ts=data.thread_ts,
+        subject=rollback_id,
+        durable=True,
+    )
     if len(approvers) < needed:
         await _tell(respond, _waiting_for(counted, data, "Your approval is counted"))
         return
-    quorum = Act.QUORUM_DANGEROUS if data.dangerous else Act.QUORUM
     moved = await records.apply(
         store, rollback_id, quorum, user, approver=user, approved_by=approvers, decided_at=now()
     )
@@ -147,6 +160,8 @@ async def _after(
 ) -> None:
     """The decision is recorded: start the run, ask for the confirmation, or say it's off."""
     slack = services.slack
+    if to in (State.APPROVED, State.REJECTED):  # decided: nothing left to remind or expire
+        await services.store.cancel_job(f"{JobKind.APPROVAL}:{rollback_id}")
     if to == State.APPROVED:
         await schedule_execution(services, rollback_id)
     await slack.update(
