@@ -275,6 +275,10 @@ def test_only_the_requester_or_an_approver_cancels(bed: Bed) -> None:
     bot = bed.start()
     value = request_rollback(bot, bed.fake, "api")
     rid = json.loads(value)["id"]
+    bot.sender.post(*slash_command("/rollback", "api", user_id=STRANGER))  # the target is busy
+    bed.fake.wait_for_response(lambda r: "already has rollback" in r["text"])
+    busy = [e for e in bed.audit() if e.action == "rollback.request_refused"]
+    assert [(e.actor, e.subject, e.detail["why"]) for e in busy] == [(STRANGER, "api", "busy")]
     bot.sender.post(*slash_command("/rollback", f"cancel {rid}", user_id=STRANGER))
     bed.fake.wait_for_response(lambda r: "Only the requester" in r["text"])
     time.sleep(0.3)
