@@ -36,7 +36,7 @@ from tests.testbed import slack_requests
 from tests.testbed.aws import service_state
 from tests.testbed.rollbot_process import RollbotProcess
 from tests.testbed.slack_api import FakeSlackApi
-from tests.testbed.slack_requests import slash_command
+from tests.testbed.slack_requests import slash_command, view_submission
 
 SRE1, SRE2 = "U0SRE1", "U0SRE2"
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +137,17 @@ def confirm_value(fake: FakeSlackApi) -> tuple[str, str]:
     actions = next(b for b in call.args["blocks"] if b["type"] == "actions")
     assert [e["text"]["text"] for e in actions["elements"]] == ["Confirm", "Reject"]
     return actions["elements"][0]["value"], call.response["ts"]
+
+
+def modal_values(target: str, ref: str, reason: str) -> dict[str, Any]:
+    """The rollback form's state as Slack reports it on submission."""
+    choose = {"type": "static_select", "selected_option": {"value": target}}
+    return {
+        "target": {"value": choose},
+        "ref": {"value": {"type": "plain_text_input", "value": ref}},
+        "reason": {"value": {"type": "plain_text_input", "value": reason}},
+        "severity": {"value": {"type": "static_select", "selected_option": {"value": "high"}}},
+    }
 
 
 def service_revision(bed: Bed) -> str:
@@ -306,14 +317,22 @@ def test_requests_from_another_workspace_are_refused(
     status, body = bot.sender.post(*slash_command("/rollback", "api", user_id=STRANGER))
     assert status == 200 and "serves another workspace" in json.dumps(body)
     click(bot, "rollback_approve", value, LEAD)  # an approver's id, sent from another team
+    form = modal_values("api", "1", "from elsewhere")
+    status, _ = bot.sender.post(*view_submission("rollback_modal", form, user_id=STRANGER))
+    assert status == 200
     time.sleep(1.0)
     assert bed.state(value) == "awaiting_approval"
     refused = [e for e in bed.audit() if e.action == "slack.foreign_team_refused"]
     assert [(e.actor, e.subject, e.detail["kind"]) for e in refused] == [
         (STRANGER, "T0EVIL", "command"),
         (LEAD, "T0EVIL", "block_actions"),
+        (STRANGER, "T0EVIL", "view_submission"),
     ]
     assert len(bed.fake.wait_for("chat.postMessage", lambda c: "Approval needed" in c.text)) == 1
+    assert len(bed.fake.calls_to("chat.postMessage", ok_only=False)) == len(
+        bed.fake.calls_to("chat.postMessage")
+    )
+    assert not [c for c in bed.fake.calls_to("chat.postMessage") if "from elsewhere" in c.text]
 
 
 def test_a_replayed_request_is_processed_once(bed: Bed) -> None:
