@@ -83,6 +83,10 @@ class TargetSettings(BaseModel):
     approvers: list[str] | None = None  # overrides the catalog's approvers for this target
     requesters: list[str] | None = None  # who may request; unset: anyone in the workspace
     allow_self_approval: bool | None = None
+    # the two-person rule: this many distinct approvers (never the requester) before it runs
+    approvals: int = Field(default=1, ge=1, le=10)
+    # seconds a request waits for its decision (default: ROLLBOT_APPROVAL_TIMEOUT)
+    approval_timeout: float | None = Field(default=None, gt=0)
     channel: str | None = None
     estimate_minutes: float | None = None
     # How often waiting steps poll AWS and how long they wait before failing the rollback.

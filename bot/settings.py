@@ -29,9 +29,19 @@ class Settings(BaseSettings):
     # How long a graceful stop (SIGTERM) lets listeners and jobs finish before handing the
     # jobs back; keep it inside the grace period of the process manager (often 30 s).
     rollbot_drain_seconds: float = Field(default=20.0, ge=0)
+    # How long a rollback request waits for its approvals (and confirmation) before it expires;
+    # a target's `approval_timeout` overrides it. The approvers are reminded at half-time.
+    rollbot_approval_timeout: float = Field(default=1800.0, gt=0)
+    # Org-wide install: the team ids (comma-separated) whose requests are served. Unset: only
+    # the installation's own team (auth.test).
+    rollbot_allowed_teams: str = ""
 
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
+
+    @property
+    def allowed_teams(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.rollbot_allowed_teams.split(",") if t.strip())
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)

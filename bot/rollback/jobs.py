@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.rollback.execution import execute
+from bot.rollback.expiry import approval_watch
 from bot.rollback.models import JobKind
 from bot.rollback.status_jobs import preparation_watch, status_update
 from bot.scheduler import JobWorker
@@ -14,5 +15,6 @@ def register(worker: JobWorker, services: Services) -> None:
     worker.on(JobKind.EXECUTE, lambda job: execute(services, job))
     worker.on(JobKind.STATUS, lambda job: status_update(services, job))
     worker.on(JobKind.PREPARATION, lambda job: preparation_watch(services, job))
+    worker.on(JobKind.APPROVAL, lambda job: approval_watch(services, job))
     lease = services.settings.rollbot_lease_seconds
     worker.on(outbox.JOB_KIND, services.slack.outbox_drain(lease), component="outbox")

@@ -81,6 +81,7 @@ def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) 
             f":raised_hand: *Approval needed* — {' '.join(mention(a) for a in approvers)}\n"
             f"<@{data.requester}> asks to roll back *{escape(data.target)}* to "
             f"`{escape(data.ref)}`. The requester cannot approve their own rollback."
+            + _approval_terms(data)
         ),
         section(f"*Plan — every call that will be made:*\n{plan_text}"),
         {
@@ -113,6 +114,16 @@ def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) 
             ],
         },
     ]
+
+
+def _approval_terms(data: RollbackData) -> str:
+    needed = (
+        f"\n*{data.approvals_needed} different approvers* must approve."
+        if data.approvals_needed > 1
+        else ""
+    )
+    expires = f"\nExpires at {utc(data.expires_at)} UTC." if data.expires_at else ""
+    return needed + expires
 
 
 def confirm_blocks(rollback_id: str, data: RollbackData, approver: str) -> list[dict]:
@@ -152,15 +163,18 @@ def confirm_blocks(rollback_id: str, data: RollbackData, approver: str) -> list[
     ]
 
 
-def decided_blocks(data: RollbackData, state: State, by: str) -> list[dict]:
+def decided_blocks(
+    data: RollbackData, state: State, by: str, approvers: list[str] | None = None
+) -> list[dict]:
     verb = {
         State.AWAITING_CONFIRMATION: ":white_check_mark: Approved (confirmation pending)",
         State.APPROVED: ":white_check_mark: Approved",
         State.REJECTED: ":no_entry: Rejected",
         State.CANCELLED: ":heavy_minus_sign: Cancelled",
     }.get(state, state.value)
+    who = " and ".join(f"<@{a}>" for a in approvers) if approvers else f"<@{by}>"
     return [
-        section(f"{verb} by <@{by}> — rollback of *{escape(data.target)}* to `{escape(data.ref)}`.")
+        section(f"{verb} by {who} — rollback of *{escape(data.target)}* to `{escape(data.ref)}`.")
     ]
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from bot import metrics
 from bot.catalog import Target
+from bot.rollback import expiry, records
 from bot.rollback import messaging as msg
-from bot.rollback import records
-from bot.rollback.models import EXECUTING, Act, RollbackData, State, next_state
+from bot.rollback.models import APPROVAL_KEY, EXECUTING, Act, RollbackData, State, next_state
 from bot.services import Services
 from bot.slack.text import escape
 from bot.store.audit import audit
@@ -61,7 +61,7 @@ async def plan_still_holds(services: Services, record: Record) -> bool:
         return False
     if plan_digest(now_planned) == (data.plan_digest or plan_digest(approved)):
         return True
-    await _ask_again(services, record.id, data, tgt, approved, now_planned)
+    await _ask_again(services, record, data, tgt, approved, now_planned)
     return False
 
 
@@ -124,13 +124,16 @@ async def _not_checked(
 
 async def _ask_again(
     services: Services,
-    rollback_id: str,
+    record: Record,
     data: RollbackData,
     tgt: Target,
     approved: list[PlannedStep],
     now_planned: list[PlannedStep],
 ) -> None:
-    """Back to awaiting approval with the new plan; the old message's buttons stop counting."""
+    """Back to awaiting approval with the new plan; the old message's buttons stop counting,
+    and so do the approvals given to the old plan."""
+    rollback_id = record.id
+    withdrawn = {k: None for k in record.data if k.startswith(APPROVAL_KEY)}
     to = next_state(State.RUNNING, Act.REPLAN)
     assert to is not None
     patch = {
@@ -139,7 +142,9 @@ async def _ask_again(
         "confirm_ts": "",
         "confirmed_by": "",
         "approver": "",
+        "approved_by": [],
         "decided_at": None,
+        **withdrawn,
     }
     moved = await records.move(
         services.store, rollback_id, {State.RUNNING}, to, services.replica, **patch
@@ -171,6 +176,7 @@ async def _ask_again(
         subject=rollback_id,
         durable=True,
     )
+    await expiry.arm(services, rollback_id, fresh)  # the new request waits, and expires, anew
     fresh.approval_ts = await slack.post(
         data.channel,
         f"Approval needed for rollback of {tgt.name} (new plan)",

@@ -6,7 +6,16 @@ import re
 import secrets
 from typing import Any
 
-from bot.rollback.models import KIND, TERMINAL, RollbackData, State
+from bot.rollback.models import (
+    KIND,
+    TERMINAL,
+    Act,
+    RollbackData,
+    State,
+    allowed,
+    destination,
+    sources,
+)
 from bot.store.audit import audit_entry
 from bot.store.base import Record, Store, now
 
@@ -72,9 +81,37 @@ async def move(
     **patch: Any,
 ) -> Record | None:
     """Compare-and-set the state; only the transition that won is audited, in the same write.
-    An executor passes its claim's `fence`: the store refuses the move once it was replaced."""
-    detail = {k: v for k, v in patch.items() if k in ("approver", "error", "reason")}
-    entry = audit_entry(actor, f"rollback.{to.value}", rollback_id, **detail)
+    An executor passes its claim's `fence`: the store refuses the move once it was replaced.
+    Only moves the table in `models.TRANSITIONS` allows."""
+    refused = [s for s in from_states if not allowed(s, to)]
+    if refused:
+        raise ValueError(f"no act moves a rollback from {refused[0].value} to {to.value}")
+    action = f"rollback.{to.value}"
+    return await _write(store, rollback_id, from_states, to, actor, action, patch, fence)
+
+
+async def apply(
+    store: Store, rollback_id: str, act: Act, actor: str, action: str = "", **patch: Any
+) -> Record | None:
+    """Do `act` by the table: compare-and-set from every state it applies in to the one it
+    leads to; None when the rollback is in none of them (nothing written then)."""
+    to = destination(act)
+    action = action or f"rollback.{to.value}"
+    return await _write(store, rollback_id, sources(act), to, actor, action, patch)
+
+
+async def _write(
+    store: Store,
+    rollback_id: str,
+    from_states: set[State] | frozenset[State],
+    to: State,
+    actor: str,
+    action: str,
+    patch: dict[str, Any],
+    fence: int | None = None,
+) -> Record | None:
+    detail = {k: v for k, v in patch.items() if k in ("approver", "error", "reason", "why")}
+    entry = audit_entry(actor, action, rollback_id, **detail)
     states = {s.value for s in from_states}
     return await store.transition(rollback_id, states, to.value, patch, entry, fence=fence)
 

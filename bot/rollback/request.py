@@ -12,8 +12,8 @@ from typing import Any
 
 from bot.catalog import Target
 from bot.diagnose.capture import capture
+from bot.rollback import expiry, records
 from bot.rollback import messaging as msg
-from bot.rollback import records
 from bot.rollback.models import JobKind, RollbackData, State
 from bot.rollback.plans import kept, make_plan
 from bot.services import Services
@@ -58,11 +58,14 @@ async def request_rollback(
         channel=tgt.channel,
         estimate_minutes=tgt.estimate_minutes,
         diagnosis_id=diagnosis_id,
+        approvals_needed=tgt.settings.approvals,
+        approval_timeout=expiry.timeout_of(services, tgt),
     )
     # The watch job exists before the target lock and the record do, so no crash can leave a
     # request that nobody ends or a target that nobody frees.
     async with _preparing(services, rollback_id, data):
         if not await records.take_target(services.store, target, rollback_id):
+            await audit(services.store, requester, "rollback.request_refused", target, why="busy")
             await respond(response_type="ephemeral", text=await _busy_text(services, target))
             return None
         try:
@@ -172,6 +175,7 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
             subject=rollback_id,
         )
         data.diagnosis_id = diagnostics.id
+    await expiry.arm(services, rollback_id, data)
     data.approval_ts = await slack.post(
         data.channel,
         f"Approval needed for rollback of {tgt.name}",

@@ -24,6 +24,7 @@ from bot.slack.listeners import report_failure
 from bot.slack.notifier import SlackNotifier
 from bot.slack.outage import make_store_guard
 from bot.slack.respond import PooledRespond
+from bot.slack.workspace import make_workspace_guard
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def build_app(
     )
 
     app.middleware(make_dedupe(services.store))
+    app.middleware(make_workspace_guard(services.store, settings.allowed_teams))
 
     @app.middleware
     async def inject_services(

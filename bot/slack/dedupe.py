@@ -1,4 +1,6 @@
-"""Slack redelivers a request it thinks timed out: answer the copy without running it again."""
+"""Slack redelivers a request it thinks timed out: answer the copy without running it again.
+And a signed request captured and sent again (a replay) runs once: its signature is remembered
+in the store, shared by the replicas, for as long as Slack's verifiers accept its timestamp."""
 
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ from typing import Any
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.store.audit import audit
 from bot.store.base import Store
 from bot.store.outage import FailureLog, is_unavailable
 
+# Bolt refuses a request whose timestamp is more than five minutes off; past that a replay of
+# it fails verification, so its signature need not be remembered longer (plus clock skew).
+REPLAY_WINDOW = 2 * 300.0
 SEEN_FOR = 3600.0  # Slack retries within minutes; an hour is ample
 # First deliveries are noted in batches this often: one store round trip for a whole burst.
 NOTE_EVERY = 0.05
@@ -21,6 +27,15 @@ log = logging.getLogger(__name__)
 
 def delivery_key(request: AsyncBoltRequest) -> str:
     return "delivery:" + hashlib.sha256(request.raw_body.encode()).hexdigest()
+
+
+def first_header(request: AsyncBoltRequest, name: str) -> str:
+    values = request.headers.get(name) or [""]
+    return str(values[0])
+
+
+def signature_key(signature: str) -> str:
+    return "signature:" + hashlib.sha256(signature.encode()).hexdigest()
 
 
 class DeliveryNotes:
@@ -72,6 +87,12 @@ def make_dedupe(store: Store) -> Any:
             if notes.knows(key) or not await store.remember(key, SEEN_FOR):
                 return BoltResponse(status=200, body="")
             return await next()
+        signature = first_header(req, "x-slack-signature")
+        if signature and not await store.remember(signature_key(signature), REPLAY_WINDOW):
+            actor = req.context.user_id or "unknown"
+            kind = str(req.body.get("type") or ("command" if "command" in req.body else ""))
+            await audit(store, actor, "slack.replay_refused", kind, why="signature already used")
+            return BoltResponse(status=200, body="")
         notes.add(key)
         return await next()
 

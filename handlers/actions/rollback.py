@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
 from bot.rollback.decision import decide
 from bot.rollback.modal import open_further_modal, open_rollback_modal
+from bot.rollback.models import Act
 from bot.services import Services
 
 
@@ -31,32 +32,32 @@ async def _decide(
     body: dict[str, Any],
     respond: AsyncRespond,
     context: AsyncBoltContext,
-    approve: bool,
+    act: Act,
 ) -> None:
     await ack()
     services: Services = context["services"]
     rollback_id = str(action_value(body).get("id", ""))
     message_ts = str((body.get("container") or {}).get("message_ts", ""))
-    await decide(services, rollback_id, _user(body), approve, respond, message_ts=message_ts)
+    await decide(services, rollback_id, _user(body), act, respond, message_ts=message_ts)
 
 
 async def approve_clicked(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
-    await _decide(ack, body, respond, context, approve=True)
+    await _decide(ack, body, respond, context, Act.APPROVE)
 
 
 async def confirm_clicked(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
-    """The second click a dangerous playbook needs; same checks as Approve."""
-    await _decide(ack, body, respond, context, approve=True)
+    """The second click a dangerous playbook needs, on its own message; same checks as Approve."""
+    await _decide(ack, body, respond, context, Act.CONFIRM)
 
 
 async def reject_clicked(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
-    await _decide(ack, body, respond, context, approve=False)
+    await _decide(ack, body, respond, context, Act.REJECT)
 
 
 async def further_clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
