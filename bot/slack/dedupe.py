@@ -14,7 +14,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.store.audit import audit
 from bot.store.base import Store
-from bot.store.outage import FailureLog, is_unavailable
+from bot.store.outage import HEALTH, FailureLog, is_unavailable
 
 # Bolt refuses a request whose timestamp is more than five minutes off; past that a replay of
 # it fails verification, so its signature need not be remembered longer (plus clock skew).
@@ -78,6 +78,20 @@ class DeliveryNotes:
             self._unwritten -= keys
 
 
+async def _first_use(store: Store, signature: str) -> bool:
+    """Is this signed request new? With the store away nothing can change anyway: let the
+    request through to the listener, which answers that the store is unreachable."""
+    if HEALTH.down:
+        return True
+    try:
+        return await store.remember(signature_key(signature), REPLAY_WINDOW)
+    except Exception as exc:
+        if is_unavailable(exc):
+            HEALTH.failed()  # so the store guard answers at once, without trying again
+            return True
+        raise
+
+
 def make_dedupe(store: Store) -> Any:
     notes = DeliveryNotes(store)
 
@@ -88,7 +102,7 @@ def make_dedupe(store: Store) -> Any:
                 return BoltResponse(status=200, body="")
             return await next()
         signature = first_header(req, "x-slack-signature")
-        if signature and not await store.remember(signature_key(signature), REPLAY_WINDOW):
+        if signature and not await _first_use(store, signature):
             actor = req.context.user_id or "unknown"
             kind = str(req.body.get("type") or ("command" if "command" in req.body else ""))
             await audit(store, actor, "slack.replay_refused", kind, why="signature already used")
