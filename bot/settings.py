@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # How long a graceful stop (SIGTERM) lets listeners and jobs finish before handing the
     # jobs back; keep it inside the grace period of the process manager (often 30 s).
     rollbot_drain_seconds: float = Field(default=20.0, ge=0)
+    # Socket Mode: how often the connection is pinged; a dead one is replaced within a few.
+    rollbot_socket_ping_seconds: float = Field(default=10.0, gt=0)
 
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"

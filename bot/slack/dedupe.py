@@ -1,4 +1,8 @@
-"""Slack redelivers a request it thinks timed out: answer the copy without running it again."""
+"""Slack redelivers a request it thinks timed out: answer the copy without running it again.
+
+Over HTTP a redelivery carries X-Slack-Retry-Num and the same body; over Socket Mode it is the
+same envelope id again (the body there is no raw text at all), possibly on another replica's
+connection, so every envelope id is claimed in the store before its listener runs."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.slack.socket import ENVELOPE_HEADER
 from bot.store.base import Store
 
 SEEN_FOR = 3600.0  # Slack retries within minutes; an hour is ample
@@ -18,7 +23,16 @@ NOTE_EVERY = 0.05
 log = logging.getLogger(__name__)
 
 
+def envelope_id(request: AsyncBoltRequest) -> str:
+    """The Socket Mode envelope id of the request, or "" for an HTTP request."""
+    return (request.headers.get(ENVELOPE_HEADER) or [""])[0]
+
+
 def delivery_key(request: AsyncBoltRequest) -> str:
+    """What identifies one delivery across redeliveries: the envelope id in Socket Mode, the
+    signed body over HTTP."""
+    if envelope := envelope_id(request):
+        return f"delivery:envelope:{envelope}"
     return "delivery:" + hashlib.sha256(request.raw_body.encode()).hexdigest()
 
 
@@ -61,6 +75,11 @@ def make_dedupe(store: Store) -> Any:
 
     async def dedupe(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> Any:
         key = delivery_key(req)
+        if envelope_id(req):
+            # the first claim wins, whichever replica's connection the envelope reached
+            if not await store.remember(key, SEEN_FOR):
+                return BoltResponse(status=200, body="")
+            return await next()
         if req.headers.get("x-slack-retry-num"):
             if notes.knows(key) or not await store.remember(key, SEEN_FOR):
                 return BoltResponse(status=200, body="")
