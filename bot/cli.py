@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from datetime import UTC, datetime
 
@@ -146,9 +145,3 @@ async def export_audit(settings, since: str) -> int:
     finally:
         await store.close()
     return 0
-
-
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)

@@ -7,11 +7,13 @@ import logging
 
 from aiohttp import web
 
-from bot.cli import install_signal_handlers
+import handlers
 from bot.errors import ConfigError
+from bot.rollback import jobs
 from bot.scheduler import JobWorker
 from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.signals import install_signal_handlers
 from bot.slack import outbox
 from bot.slack.app import build_app
 from bot.web import build_web_app
@@ -36,10 +38,9 @@ async def _serve(
     services: Services, settings: Settings, socket_mode: bool, port: int, host: str
 ) -> int:
     bolt = build_app(services, socket_mode=socket_mode)
+    handlers.register(bolt)
     worker = JobWorker(services.store, services.replica, settings.rollbot_lease_seconds)
-    from bot.rollback import jobs
-
-    jobs.register(worker, services, bolt.client)
+    jobs.register(worker, services)
     services.wake_jobs = worker.wake
     if stranded := await outbox.schedule_stranded(services.store):
         log.warning("Slack calls waiting without a drain job in %s: draining them", stranded)

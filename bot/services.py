@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.catalog import Catalog, load_catalog
 from bot.settings import Settings
+from bot.slack.notifier import SlackNotifier
 from bot.store import Store, open_store
 
 
@@ -33,7 +34,17 @@ class Services:
     wake_jobs: Callable[[], None] = field(default=lambda: None)
     # one connection pool for every Slack call (Web API and response_url answers)
     http: aiohttp.ClientSession | None = None
-    _directory: Any = None
+    # every Slack Web API call goes through it; bound once the app's client exists
+    _slack: SlackNotifier | None = None
+
+    @property
+    def slack(self) -> SlackNotifier:
+        if self._slack is None:
+            raise RuntimeError("no Slack notifier is bound to these services")
+        return self._slack
+
+    def bind_slack(self, notifier: SlackNotifier) -> None:
+        self._slack = notifier
 
     async def close(self) -> None:
         if self.http is not None:
@@ -47,14 +58,6 @@ class Services:
             return 0
         _, still = await asyncio.wait(pending, timeout=within)
         return len(still)
-
-    def directory(self, client: Any) -> Any:
-        """One approver directory per process, so its user-group cache is shared."""
-        from bot.rollback.service import ApproverDirectory
-
-        if self._directory is None:
-            self._directory = ApproverDirectory(client)
-        return self._directory
 
 
 async def build_services(settings: Settings) -> Services:

@@ -1,0 +1,1 @@
+"""The playbook model: playbook files, the step contract, the steps and the adapters they use."""

@@ -8,7 +8,7 @@ Playbook files are data, steps are code. A new step derives from one of three ba
   playbook with a `dangerous` one needs a second confirmation, and after a crash half-way it is
   resumed only if it can tell: it implements `already_done()` (real state shows the effect) or
   declares itself `repeatable` (running it again is harmless); otherwise a person must look.
-- `AwsStep` (in playbooks.steps.aws_call): a step on one AWS service through the shared clients.
+- `AwsStep` (in playbooks.aws): a step on one AWS service through the shared clients.
 
 A step that runs commands on a host adds the `HostCommands` fields and helpers
 (playbooks.steps.executor) to one of these. Each step declares what it needs: `needs_env`
@@ -19,9 +19,6 @@ created; importing the playbooks.steps package imports every step module."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -37,30 +34,6 @@ class StepFailed(Exception):
 
 
 @dataclass
-class AwsClients:
-    """boto3 clients built once per region, with botocore's standard retry mode."""
-
-    region: str | None = None
-    endpoint_url: str | None = None
-    _cache: dict[tuple[str, str | None], Any] = field(default_factory=dict)
-
-    def client(self, service: str, region: str | None = None) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        key = (service, region or self.region)
-        if key not in self._cache:
-            config = Config(retries={"mode": "standard", "max_attempts": 5})
-            kwargs: dict[str, Any] = {"config": config}
-            if key[1]:
-                kwargs["region_name"] = key[1]
-            if self.endpoint_url:
-                kwargs["endpoint_url"] = self.endpoint_url
-            self._cache[key] = boto3.client(service, **kwargs)
-        return self._cache[key]
-
-
-@dataclass
 class StepContext:
     """What a step sees: the target's parameters, the requested ref and earlier outputs."""
 
@@ -68,7 +41,7 @@ class StepContext:
     params: dict[str, Any]
     ref: str = "previous"
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    aws: AwsClients = field(default_factory=AwsClients)
+    aws: Any = None  # the run's playbooks.aws.AwsClients; None: the process-wide one
     settings: Any = None
     # Wait tuning: steps that poll use these unless the step sets its own.
     poll_delay: float = 6.0
@@ -134,11 +107,6 @@ class ChangeStep(Step):
 
     mutating: ClassVar[bool] = True
     repeatable: ClassVar[bool] = False
-
-
-async def in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking call (boto3, subprocess) without blocking the event loop."""
-    return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
 
 
 STEP_TYPES: dict[str, type[Step]] = {}

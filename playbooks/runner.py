@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from playbooks.base import AwsClients, Step, StepContext, StepFailed
+from playbooks.aws import AwsClients
+from playbooks.base import Step, StepContext, StepFailed
 from playbooks.journal import Journal, JournalEntry
 
 log = logging.getLogger(__name__)

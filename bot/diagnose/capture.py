@@ -11,10 +11,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.diagnose import matrix, sources
+from bot.diagnose.matrix import Thresholds, evaluate, figures
 from bot.diagnose.models import Capture, SourceResult
-from bot.diagnose.redact import Redactor
-from bot.diagnose.sources import Collector, Options, SourceContext
+from bot.diagnose.sources import (
+    Collector,
+    Options,
+    SourceContext,
+    aws_client_factory,
+    describe_error,
+    plan,
+)
+from playbooks.redact import Redactor
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 8.0
@@ -48,7 +55,7 @@ def resolve_options(target: Any) -> tuple[Options, float]:
     options = Options(
         **known,
         redact_names=tuple(names),
-        thresholds=matrix.Thresholds.model_validate(thresholds),
+        thresholds=Thresholds.model_validate(thresholds),
     )
     return options, timeout
 
@@ -75,7 +82,7 @@ async def capture(
     # also removed from log lines that were fetched at the same time
     results = {ctx.redactor.text(n): _redacted(r, ctx.redactor) for n, r in results.items()}
     thresholds = ctx.options.thresholds
-    figures = matrix.figures(results, thresholds)
+    measured = figures(results, thresholds)
     return Capture(
         id=new_id(),
         target=target.name,
@@ -84,8 +91,8 @@ async def capture(
         timeout=ctx.timeout,
         window_minutes=ctx.options.window_minutes,
         sources=results,
-        figures=figures,
-        verdict=matrix.evaluate(figures, thresholds),
+        figures=measured,
+        verdict=evaluate(measured, thresholds),
     )
 
 
@@ -106,9 +113,9 @@ def prepare(
         end=end,
         timeout=float(timeout if timeout is not None else default_timeout),
         redactor=redactor or Redactor(options.redact_names),
-        client=clients or sources.aws_client_factory(target.params.get("region")),
+        client=clients or aws_client_factory(target.params.get("region")),
     )
-    return ctx, sources.plan(target.params, options)
+    return ctx, plan(target.params, options)
 
 
 async def _collect(
@@ -131,8 +138,8 @@ async def _timed(name: str, collect: Collector, ctx: SourceContext) -> SourceRes
     except TimeoutError:
         data, status, error = {}, "timeout", f"timed out after {limit:g}s"
     except Exception as exc:  # one broken source must never hide the others
-        log.info("diagnose source %s failed: %s", name, sources.describe_error(exc))
-        data, status, error = {}, "error", sources.describe_error(exc)
+        log.info("diagnose source %s failed: %s", name, describe_error(exc))
+        data, status, error = {}, "error", describe_error(exc)
     return SourceResult(
         status=status, seconds=round(time.perf_counter() - started, 3), data=data, error=error
     )

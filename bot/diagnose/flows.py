@@ -1,22 +1,23 @@
-"""The /diagnose flow: capture, keep it in the store, post the verdict with the capture file."""
+"""The /diagnose flow: capture, keep it in the store, post the verdict with the capture file
+(through the notifier, audited like every post)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.diagnose.capture import capture
 from bot.diagnose.messaging import headline, verdict_blocks
 from bot.diagnose.models import Capture
-from bot.diagnose.redact import redact_text
 from bot.diagnose.sources import describe_error
-from bot.rollback.service import audit
 from bot.services import Services
+from bot.slack.respond import Reply
 from bot.slack.text import code, escape, truncate
+from bot.store.audit import audit
 from bot.store.base import Record, now
+from playbooks.redact import redact_text
 
 log = logging.getLogger(__name__)
 KIND = "diagnosis"
@@ -25,18 +26,18 @@ UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
 async def diagnose(
-    services: Services, client: Any, *, target: str, user: str, channel: str, respond: Any
+    services: Services, *, target: str, user: str, channel: str, respond: Reply
 ) -> None:
     """Run /diagnose TARGET after the command was acknowledged; never raises."""
     try:
-        await _diagnose(services, client, target, user, channel, respond)
+        await _diagnose(services, target, user, channel, respond)
     except Exception as exc:
         log.exception("/diagnose %s failed", target)
         await _tell(respond, f":warning: /diagnose {code(target)} failed: {_readable(exc)}")
 
 
 async def _diagnose(
-    services: Services, client: Any, target: str, user: str, channel: str, respond: Any
+    services: Services, target: str, user: str, channel: str, respond: Reply
 ) -> None:
     tgt = services.catalog.targets.get(target)
     if tgt is None:
@@ -46,7 +47,7 @@ async def _diagnose(
     stored = await _store(services, result, user)
     blocks, text = verdict_blocks(result), headline(result)
     try:
-        posted = await client.chat_postMessage(channel=channel, blocks=blocks, text=text)
+        ts = await services.slack.post(channel, text, blocks, subject=result.id)
     except SlackApiError as exc:
         if _slack_error(exc) not in UNREACHABLE:
             raise
@@ -57,7 +58,7 @@ async def _diagnose(
         blocks.insert(-1, {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
         await respond(response_type="ephemeral", replace_original=False, blocks=blocks, text=text)
         return
-    problem = await _upload(client, channel, posted["ts"], result)
+    problem = await _upload(services, channel, ts, result)
     if problem or stored:
         await _tell(respond, f"{problem} {stored}".strip())
 
@@ -89,14 +90,15 @@ async def _store(services: Services, result: Capture, user: str) -> str:
     return ""
 
 
-async def _upload(client: Any, channel: str, thread_ts: str, result: Capture) -> str:
+async def _upload(services: Services, channel: str, thread_ts: str, result: Capture) -> str:
     try:
-        await client.files_upload_v2(
-            channel=channel,
-            thread_ts=thread_ts,
+        await services.slack.upload(
+            channel,
+            thread_ts,
             filename=f"diagnosis-{result.target}.json",
             title=f"Diagnosis of {result.target} ({result.id})",
             content=result.to_json(),
+            subject=result.id,
         )
     except SlackApiError as exc:
         log.warning("upload of diagnosis %s failed: %s", result.id, _slack_error(exc))
@@ -107,7 +109,7 @@ async def _upload(client: Any, channel: str, thread_ts: str, result: Capture) ->
     return ""
 
 
-async def _tell(respond: Any, text: str) -> None:
+async def _tell(respond: Reply, text: str) -> None:
     try:
         await respond(response_type="ephemeral", replace_original=False, text=text)
     except Exception:  # the response_url may have expired; the log has the rest

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.diagnose.models import Capture, Figures
-from bot.rollback.models import ActionId
+from bot.slack.ids import ActionId
 from bot.slack.text import code, escape, truncate
 
 ICONS = {

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from bot.diagnose.redact import Redactor
+from playbooks.redact import Redactor
 
 SourceStatus = Literal["ok", "timeout", "error", "skipped"]
 Severity = Literal["critical", "high", "medium", "low", "ok", "unknown"]
@@ -87,8 +87,3 @@ class Capture(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.redacted(), indent=2)
-
-    def to_markdown(self) -> str:
-        from bot.diagnose.messaging import markdown
-
-        return markdown(self)

@@ -1,8 +1,10 @@
-"""Announcements (Jinja2 templates, operator-overridable) and Block Kit for rollbacks."""
+"""What a rollback says: announcement, status, completion, status and history lists (Jinja2
+templates, operator-overridable) and its Block Kit."""
 
 from __future__ import annotations
 
 import json
+import statistics
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -10,8 +12,10 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
-from bot.rollback.models import ActionId, RollbackData, State
-from bot.slack.text import escape, truncate
+from bot.rollback.models import RollbackData, State
+from bot.slack.ids import ActionId
+from bot.slack.text import code, escape, truncate
+from bot.store.base import Record, now
 
 SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section text
 
@@ -50,6 +54,10 @@ def duration(seconds: float | None) -> str:
     seconds = round(seconds)
     minutes, sec = divmod(seconds, 60)
     return f"{minutes}m {sec:02d}s" if minutes else f"{sec}s"
+
+
+def link(channel: str, ts: str) -> str:
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}" if ts else ""
 
 
 def mention(slack_id: str) -> str:
@@ -205,3 +213,100 @@ def failure_actions(rollback_id: str, data: RollbackData) -> list[dict]:
             ],
         },
     ]
+
+
+def completion(
+    templates: Path | None,
+    record: Record,
+    data: RollbackData,
+    *,
+    outcome: State,
+    error: str,
+    checklist: list[dict[str, Any]],
+    changes: list[dict[str, str]],
+    failed_step: str,
+    failed_output: str,
+) -> str:
+    """The message that ends a rollback: outcome, time taken, changes, checklist, failure."""
+    return render(
+        "completion",
+        templates,
+        ok=outcome == State.SUCCEEDED,
+        outcome=outcome.value,
+        target=data.target,
+        id=record.id,
+        total=duration((data.finished_at or now()) - (data.started_at or record.created_at)),
+        approver=data.approver,
+        error=error,
+        checklist=checklist,
+        changes=changes,
+        failed_step=failed_step,
+        failed_output=failed_output,
+    )
+
+
+def status(templates: Path | None, record: Record, data: RollbackData, next_due: float) -> str:
+    """The periodic update posted while a rollback runs."""
+    return render(
+        "status",
+        templates,
+        target=data.target,
+        id=record.id,
+        state=record.state,
+        elapsed=duration(now() - (data.started_at or record.created_at)),
+        current_step=data.current_step,
+        next_update=utc(next_due),
+    )
+
+
+# What a failed step printed, in the order a person reads it: the command, then its output.
+FAILURE_OUTPUT_KEYS = ("command", "output", "stderr", "stdout")
+
+
+def output_tail(output: dict[str, Any], limit: int = 1200) -> str:
+    parts = [str(output[k]).strip() for k in FAILURE_OUTPUT_KEYS if str(output.get(k, "")).strip()]
+    text = "\n".join(parts).replace("`" * 3, "'" * 3)  # must not close the code block
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def output_summary(output: dict[str, Any]) -> str:
+    keys = [k for k in ("summary", "detail", "task_definition", "status") if k in output]
+    return "; ".join(f"{k}: {output[k]}" for k in keys)[:300]
+
+
+def status_list(records: list[tuple[Record, RollbackData]], at: float) -> str:
+    """`/rollback status`: the rollbacks still in progress."""
+    if not records:
+        return "No rollback is in progress."
+    lines = [
+        f"• {code(r.id)} {code(d.target)} — *{r.state}* for {duration(at - r.created_at)}"
+        f"{', step ' + escape(d.current_step) if d.current_step else ''} "
+        f"(requested by <@{d.requester}>) {link(d.channel, d.thread_ts)}"
+        for r, d in records
+    ]
+    return "*Rollbacks in progress*\n" + "\n".join(lines)
+
+
+def history(records: list[tuple[Record, RollbackData]], target: str | None) -> str:
+    """`/rollback history`: the latest rollbacks and how long the successful ones took."""
+    if not records:
+        return "No rollbacks recorded yet."
+    lines = []
+    durations: dict[str, list[float]] = {}
+    for r, d in records:
+        took = (d.finished_at - d.started_at) if d.finished_at and d.started_at else None
+        if took is not None and r.state == State.SUCCEEDED:
+            durations.setdefault(d.playbook, []).append(took)
+        lines.append(
+            f"• {utc(r.created_at)} {code(r.id)} {code(d.target)} → "
+            f"`{escape(d.ref)}` *{r.state}* in {duration(took)}"
+        )
+    estimates = [
+        f"• {escape(p)}: median {duration(statistics.median(v))} over {len(v)} run(s)"
+        for p, v in sorted(durations.items())
+    ]
+    text = "*Rollback history*" + (f" for {code(target)}" if target else "") + "\n"
+    text += "\n".join(lines)
+    if estimates:
+        text += "\n*Rollback time estimates (successful runs)*\n" + "\n".join(estimates)
+    return text

@@ -1,4 +1,4 @@
-"""The /rollback form: building the modal and validating a submission."""
+"""The /rollback form: building and opening the modal, validating a submission."""
 
 from __future__ import annotations
 
@@ -6,16 +6,41 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.commands import MAX_REASON, REF
-from bot.rollback.models import CallbackId
 from bot.services import Services
+from bot.slack.ids import CallbackId
 from bot.slack.text import truncate
+from bot.slash import MAX_REASON, REF
 
 SEVERITIES = ["critical", "high", "medium", "low"]
 
 
 def _option(value: str, text: str) -> dict[str, Any]:
     return {"text": {"type": "plain_text", "text": truncate(text, 75)}, "value": value}
+
+
+async def open_rollback_modal(
+    services: Services,
+    trigger_id: str,
+    origin_channel: str = "",
+    prefill: dict[str, str] | None = None,
+) -> None:
+    await services.slack.open_view(
+        trigger_id, rollback_view(services, origin_channel, prefill or {})
+    )
+
+
+async def open_further_modal(
+    services: Services, trigger_id: str, origin_channel: str, failed_id: str
+) -> None:
+    """After a failure: the form pre-filled so the user picks an older ref."""
+    record = await services.store.get(failed_id)
+    prefill = {}
+    if record is not None and record.kind == "rollback":
+        prefill = {
+            "target": record.data.get("target", ""),
+            "reason": f"roll back further after {record.id} failed",
+        }
+    await open_rollback_modal(services, trigger_id, origin_channel, prefill)
 
 
 def rollback_view(services: Services, origin_channel: str, prefill: dict[str, str]) -> dict:

@@ -1,4 +1,4 @@
-"""Rollback states, Slack action ids and the data kept with each rollback."""
+"""Rollback states, the decision table between them, and the data kept with each rollback."""
 
 from __future__ import annotations
 
@@ -33,16 +33,33 @@ EXECUTING = frozenset({State.RUNNING, State.VERIFYING})
 KIND = "rollback"
 
 
-class ActionId(StrEnum):
-    APPROVE = "rollback_approve"
-    REJECT = "rollback_reject"
-    CONFIRM = "rollback_confirm"
-    RETRY_FURTHER = "rollback_further"
-    OPEN_FROM_DIAGNOSIS = "diagnose_rollback"
+class Act(StrEnum):
+    """What a person can do to a rollback awaiting a decision."""
+
+    APPROVE = "approve"
+    # the same click on a dangerous playbook: a second person's confirmation is needed
+    APPROVE_DANGEROUS = "approve_dangerous"
+    REJECT = "reject"
 
 
-class CallbackId(StrEnum):
-    ROLLBACK_MODAL = "rollback_modal"
+# (state, act) -> next state; a pair not listed means the act no longer applies.
+TRANSITIONS: dict[tuple[State, Act], State] = {
+    (State.AWAITING_APPROVAL, Act.APPROVE): State.APPROVED,
+    (State.AWAITING_APPROVAL, Act.APPROVE_DANGEROUS): State.AWAITING_CONFIRMATION,
+    (State.AWAITING_CONFIRMATION, Act.APPROVE_DANGEROUS): State.APPROVED,
+    (State.AWAITING_APPROVAL, Act.REJECT): State.REJECTED,
+    (State.AWAITING_CONFIRMATION, Act.REJECT): State.REJECTED,
+}
+
+
+def next_state(state: str, act: Act) -> State | None:
+    """Where `act` takes a rollback in `state`, or None when it does not apply there."""
+    return TRANSITIONS.get((State(state), act)) if state in State._value2member_map_ else None
+
+
+def states_leading(act: Act, to: State) -> frozenset[State]:
+    """Every state from which `act` leads to `to`: the compare-and-set's accepted sources."""
+    return frozenset(s for (s, a), n in TRANSITIONS.items() if a == act and n == to)
 
 
 class JobKind(StrEnum):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 from bot.rollback import messaging as msg
-from bot.rollback import service
+from bot.rollback import records
 from bot.services import Services
 
 
 async def incident_report(services: Services, rollback_id: str) -> str:
     record = await services.store.get(rollback_id)
     assert record is not None
-    data = service.data_of(record)
+    data = records.data_of(record)
     timeline = [
         {
             "time": msg.utc(e.at),

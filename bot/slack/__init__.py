@@ -1,0 +1,1 @@
+"""Everything that talks to Slack: the Bolt app, the Web API calls, the outbox, answers."""

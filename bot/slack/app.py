@@ -1,15 +1,15 @@
-"""Builds the Bolt AsyncApp: Web API client with retries, listeners, one error handler."""
+"""Builds the Bolt AsyncApp: Web API client with retries, the notifier, one error handler.
+
+The listeners are wired on by `handlers.register(app)`, which imports this package, never the
+reverse."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -17,9 +17,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import metrics
 from bot.services import Services
 from bot.slack.dedupe import make_dedupe
+from bot.slack.listeners import report_failure
+from bot.slack.notifier import SlackNotifier
 from bot.slack.respond import PooledRespond
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ def build_client(services: Services) -> AsyncWebClient:
 def build_app(
     services: Services, *, socket_mode: bool = False, process_before_response: bool = False
 ) -> AsyncApp:
-    import handlers
-
+    """The app with its middleware and error handler; its client becomes the services' notifier."""
     settings = services.settings
     app = AsyncApp(
         client=build_client(services),
@@ -57,97 +57,17 @@ def build_app(
     app.middleware(make_dedupe(services.store))
 
     @app.middleware
-    async def inject_services(context: Any, next: Any) -> None:
+    async def inject_services(
+        context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> None:
         context["services"] = services
         if context.response_url and services.http is not None:
             context["respond"] = PooledRespond(context.response_url, services.http)
         await next()
 
     @app.error
-    async def on_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
+    async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
         await report_failure(error, body, respond)
 
-    handlers.register(app)
+    services.bind_slack(SlackNotifier(services.store, app.client))
     return app
-
-
-async def report_failure(
-    error: Exception, body: dict[str, Any], respond: Any, ack: Any = None
-) -> None:
-    """Log the traceback; show the user one short line with a reference to find it: in the
-    acknowledgement itself when the listener failed before acking, else in a reply."""
-    ref = uuid.uuid4().hex[:8]
-    kind = body.get("type") or ("command" if "command" in body else "unknown")
-    metrics.listener_errors.labels(kind=kind).inc()
-    log.error("listener failed (ref %s)", ref, exc_info=error)
-    text = (
-        f":warning: Rollbot hit an internal error and did not finish that (ref `{ref}`). "
-        "Nothing was changed by this request; the operators can find the details in the log."
-    )
-    try:
-        if ack is not None and getattr(ack, "response", None) is None:
-            # Slack shows a command's acknowledgement text; buttons and forms ignore it
-            if kind == "command":
-                await ack(response_type="ephemeral", text=text)
-                return
-            await ack()
-        if respond is not None and (body.get("response_url") or _response_urls(body)):
-            await respond(text=text, response_type="ephemeral", replace_original=False)
-    except Exception:  # Slack itself may be the failure; the log has it already
-        log.warning("could not tell the user about error ref %s", ref)
-
-
-Listener = Callable[..., Awaitable[None]]
-
-
-def guarded(listener: Listener) -> Listener:
-    """Report a failure after ack() ourselves: Bolt would drop the HTTP answer already sent."""
-    wanted = set(inspect.signature(listener).parameters)
-
-    async def run_listener(
-        ack: Any,
-        body: dict[str, Any],
-        respond: Any,
-        context: Any,
-        client: Any,
-        logger: Any,
-        command: Any = None,
-        action: Any = None,
-        view: Any = None,
-        payload: Any = None,
-    ) -> None:
-        given = {
-            "ack": ack,
-            "body": body,
-            "respond": respond,
-            "context": context,
-            "client": client,
-            "logger": logger,
-            "command": command,
-            "action": action,
-            "view": view,
-            "payload": payload,
-        }
-        inflight = _listener_set(context)
-        task = asyncio.current_task()
-        if task is not None:
-            inflight.add(task)
-        try:
-            await listener(**{k: v for k, v in given.items() if k in wanted})
-        except Exception as error:
-            await report_failure(error, body, respond, ack)
-        finally:
-            inflight.discard(task)  # type: ignore[arg-type]
-
-    run_listener.__name__ = listener.__name__
-    run_listener.__doc__ = listener.__doc__
-    return run_listener
-
-
-def _listener_set(context: Any) -> set[asyncio.Task[Any]]:
-    services = context.get("services") if context is not None else None
-    return services.listeners if services is not None else set()
-
-
-def _response_urls(body: dict[str, Any]) -> list[Any]:
-    return body.get("response_urls") or []

@@ -3,11 +3,16 @@ opens a new connection (with Slack, a new TLS handshake) for every answer."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+# Whatever answers the person asking, called like Bolt's `respond`: Bolt's own, PooledRespond,
+# or a notifier's replier for requests without a response_url.
+Reply = Callable[..., Awaitable[Any]]
 
 
 class PooledRespond:

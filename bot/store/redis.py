@@ -1,6 +1,8 @@
 """Redis store for several replicas: every read-modify-write is one Lua script.
 
-Times are computed in Python with `now()` and passed to the scripts, so both backends agree.
+The scripts are package files in bot/store/lua/ (their comments say which KEYS and ARGV each
+takes and how records, jobs, audit and outbox are laid out in Redis). Times are computed in
+Python with `now()` and passed to the scripts, so both backends agree.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import math
 import uuid
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,202 +32,44 @@ from bot.store.base import (
     now,
 )
 
-# redis-py resends a command after a connection error, and the first send may already have
-# run. Each script call therefore carries a one-off key (the last of its KEYS) under which its
-# answer is kept for a minute: a resend returns that answer instead of running twice.
-# Answers are only strings, integers and flat lists of them, which cjson carries unchanged.
-ONCE = """
-local memo = redis.call('GET', KEYS[#KEYS])
-if memo then return cjson.decode(memo)[1] end
-local result = run()
-redis.call('SET', KEYS[#KEYS], cjson.encode({result}), 'PX', 60000)
-return result
-"""
+# The scripts live in bot/store/lua/, read once when this module is imported. Each script's
+# body runs inside `run()` of once.lua, after the helper preludes it names.
+LUA = resources.files("bot.store") / "lua"
+SCRIPTS: dict[str, tuple[str, ...]] = {  # script -> the preludes it needs
+    "create": ("render", "append_audit"),
+    "change": ("render", "append_audit"),
+    "acquire": (),
+    "release": (),
+    "audit": ("append_audit",),
+    "journal": (),
+    "claim": (),
+    "reschedule": (),
+    "drop": (),
+    "remember": (),
+    "outbox_put": ("append_audit",),
+    "outbox_drop": (),
+}
 
-# A record is kept twice: as its JSON text under rec:<id> (one GET or MGET to read it) and as
-# a hash under rec-parts:<id> that the scripts merge into. The hash holds every data key as
-# JSON text (field = the key's JSON, so it starts with a quote) next to the bookkeeping fields
-# head, state, version and updated_at. Rendering joins those texts, so Lua never decodes JSON
-# (cjson would turn [] into {} and round floats to 14 digits).
-RENDER = """
-local function render(parts_key)
-  local flat = redis.call('HGETALL', parts_key)
-  local meta, data = {}, {}
-  for i = 1, #flat, 2 do
-    if string.sub(flat[i], 1, 1) == '"' then
-      data[#data + 1] = flat[i] .. ':' .. flat[i + 1]
-    else
-      meta[flat[i]] = flat[i + 1]
-    end
-  end
-  return meta.head .. ',"state":' .. meta.state .. ',"version":' .. meta.version
-    .. ',"updated_at":' .. meta.updated_at .. ',"data":{' .. table.concat(data, ',') .. '}}'
-end
-"""
 
-# KEYS: rec, parts, kind index[, audit]
-# ARGV: head, state, version, updated_at, created_at, id, k, v...[, audit]
-CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], 'head', ARGV[1], 'state', ARGV[2], 'version', ARGV[3],
-  'updated_at', ARGV[4])
-for i = 7, last_own_arg(3), 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-redis.call('SET', KEYS[1], render(KEYS[2]))
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
-append_carried_audit(3)
-return 1
-"""
-
-# KEYS: rec, parts[, audit]
-# ARGV: to_state ('' keeps it), updated_at, n (-1: any state), n allowed states, k, v...[, audit]
-CHANGE = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return false end
-local n = tonumber(ARGV[3])
-if n >= 0 then
-  local state = redis.call('HGET', KEYS[2], 'state')
-  local allowed = false
-  for i = 4, 3 + n do
-    if ARGV[i] == state then allowed = true end
-  end
-  if not allowed then return false end
-end
-for i = 4 + math.max(n, 0), last_own_arg(2), 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-end
-if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], 'state', ARGV[1]) end
-redis.call('HINCRBY', KEYS[2], 'version', 1)
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
-local text = render(KEYS[2])
-redis.call('SET', KEYS[1], text)
-append_carried_audit(2)
-return text
-"""
-
-# KEYS: lock   ARGV: owner, now, expires_at, keep_ms
-ACQUIRE = """
-local cur = redis.call('HMGET', KEYS[1], 'owner', 'expires_at')
-if cur[1] and cur[1] ~= ARGV[1] and tonumber(cur[2]) > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'expires_at', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
-
-# KEYS: lock   ARGV: owner, now
-RELEASE = """
-local cur = redis.call('HMGET', KEYS[1], 'owner', 'expires_at')
-if cur[1] ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-if tonumber(cur[2]) > tonumber(ARGV[2]) then return 1 end
-return 0
-"""
-
-# keys: counter, entries hash, time index, subject index   text: entry JSON minus '{'
-# A change may carry its audit entry, written in the same script: then its four keys follow the
-# script's own `base` keys (before the resend memo) and its text and time are the last two args.
-APPEND_AUDIT = """
-local function append_audit(counter, entries, by_time, by_subject, text, at)
-  local seq = redis.call('INCR', counter)
-  redis.call('HSET', entries, seq, '{"seq":' .. seq .. ',' .. text)
-  redis.call('ZADD', by_time, at, seq)
-  redis.call('ZADD', by_subject, at, seq)
-  return seq
-end
-local function carries_audit(base) return #KEYS > base + 1 end
-local function last_own_arg(base)
-  if carries_audit(base) then return #ARGV - 2 end
-  return #ARGV
-end
-local function append_carried_audit(base)
-  if carries_audit(base) then
-    append_audit(KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4],
-      ARGV[#ARGV - 1], ARGV[#ARGV])
-  end
-end
-"""
-
-# KEYS: the four audit keys   ARGV: entry JSON minus '{', at
-AUDIT = """
-return append_audit(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
-"""
-
-# KEYS: counter, journal list   ARGV: entry JSON minus '{'
-JOURNAL = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('RPUSH', KEYS[2], '{"seq":' .. seq .. ',' .. ARGV[1])
-return seq
-"""
-
-# Job fields live in one hash per field (id -> value), so each script names all its keys.
-# The ready index scores a job by when it may next be claimed: its due time while unclaimed,
-# the end of its lease while claimed.
-# KEYS: ready, spec, due, owner, lease, attempts   ARGV: owner, now, lease_until, limit
-CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
-local out = {}
-for _, id in ipairs(ids) do
-  local spec = redis.call('HGET', KEYS[2], id)
-  if spec then
-    redis.call('ZADD', KEYS[1], ARGV[3], id)
-    redis.call('HSET', KEYS[4], id, ARGV[1])
-    redis.call('HSET', KEYS[5], id, ARGV[3])
-    local attempts = redis.call('HINCRBY', KEYS[6], id, 1)
-    local due = redis.call('HGET', KEYS[3], id)
-    for _, v in ipairs({id, spec, due, tostring(attempts)}) do out[#out + 1] = v end
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return out
-"""
-
-# KEYS: ready, due, owner, lease   ARGV: id, owner, due_at
-RESCHEDULE = """
-if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-return 1
-"""
-
-# KEYS: ready, spec, due, owner, lease, attempts   ARGV: id, owner ('' for anyone)
-DROP = """
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-local existed = redis.call('HDEL', KEYS[2], ARGV[1])
-for i = 3, 6 do redis.call('HDEL', KEYS[i], ARGV[1]) end
-return existed
-"""
-
-# An outbox queue is a sorted set scored by sequence number; a set names the non-empty queues.
-# KEYS: counter, queue, queues[, audit]   ARGV: entry JSON minus '{', queue name[, audit]
-OUTBOX_PUT = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('ZADD', KEYS[2], seq, '{"seq":' .. seq .. ',' .. ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[2])
-append_carried_audit(3)
-return seq
-"""
-
-# KEYS: queue, queues   ARGV: seq, queue name
-OUTBOX_DROP = """
-local removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-return removed
-"""
-
-# KEYS: key   ARGV: ttl in ms
-REMEMBER = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 1 end
-return 0
-"""
-
-JOB_FIELDS = ("ready", "spec", "due", "owner", "lease", "attempts")
-PAGE = 100  # records read per round trip while filtering a listing by state
+def _lua(name: str) -> str:
+    return (LUA / f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _once(body: str, *preludes: str) -> str:
-    return "".join(preludes) + "local function run()\n" + body + "end\n" + ONCE
+    """A script whose answer is memoised under its last key, so a resend never runs it twice."""
+    return "".join(preludes) + "local function run()\n" + body + "end\n" + _lua("once")
+
+
+def _load_scripts() -> dict[str, str]:
+    return {
+        name: _once(_lua(name), *(_lua(p) for p in preludes)) for name, preludes in SCRIPTS.items()
+    }
+
+
+SCRIPT_TEXTS = _load_scripts()
+
+JOB_FIELDS = ("ready", "spec", "due", "owner", "lease", "attempts")
+PAGE = 100  # records read per round trip while filtering a listing by state
 
 
 def _text(value: Any) -> str:
@@ -293,21 +138,7 @@ class RedisStore(Store):
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         )
         client = aioredis.Redis(connection_pool=pool)
-        scripts = {
-            "create": _once(CREATE, RENDER, APPEND_AUDIT),
-            "change": _once(CHANGE, RENDER, APPEND_AUDIT),
-            "acquire": _once(ACQUIRE),
-            "release": _once(RELEASE),
-            "audit": _once(AUDIT, APPEND_AUDIT),
-            "journal": _once(JOURNAL),
-            "claim": _once(CLAIM),
-            "reschedule": _once(RESCHEDULE),
-            "drop": _once(DROP),
-            "remember": _once(REMEMBER),
-            "outbox_put": _once(OUTBOX_PUT, APPEND_AUDIT),
-            "outbox_drop": _once(OUTBOX_DROP),
-        }
-        self._scripts = {name: client.register_script(text) for name, text in scripts.items()}
+        self._scripts = {name: client.register_script(text) for name, text in SCRIPT_TEXTS.items()}
         self._client = client
 
     async def close(self) -> None:

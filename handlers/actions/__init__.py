@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.rollback.models import ActionId
-from bot.slack.app import guarded
+from bot.slack.ids import ActionId
+from bot.slack.listeners import guarded
 from handlers.actions.rollback import (
     approve_clicked,
     confirm_clicked,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from bot.rollback import flows
-from bot.rollback.service import audit
-from bot.services import Services
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
-_ID = re.compile(r"^rb-[a-z0-9]{4,32}$")
+from bot.rollback.decision import decide
+from bot.rollback.modal import open_further_modal, open_rollback_modal
+from bot.services import Services
 
 
 def action_value(body: dict[str, Any]) -> dict[str, Any]:
@@ -28,70 +27,49 @@ def _user(body: dict[str, Any]) -> str:
 
 
 async def _decide(
-    ack: Any,
+    ack: AsyncAck,
     body: dict[str, Any],
-    respond: Any,
-    context: dict[str, Any],
-    client: Any,
+    respond: AsyncRespond,
+    context: AsyncBoltContext,
     approve: bool,
 ) -> None:
     await ack()
     services: Services = context["services"]
     rollback_id = str(action_value(body).get("id", ""))
-    if not _ID.match(rollback_id):
-        await audit(services.store, _user(body), "rollback.forged_click", rollback_id[:64])
-        await respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text="That button does not carry a rollback I know.",
-        )
-        return
     message_ts = str((body.get("container") or {}).get("message_ts", ""))
-    await flows.decide(
-        services, client, rollback_id, _user(body), approve, respond, message_ts=message_ts
-    )
+    await decide(services, rollback_id, _user(body), approve, respond, message_ts=message_ts)
 
 
 async def approve_clicked(
-    ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
-    await _decide(ack, body, respond, context, client, approve=True)
+    await _decide(ack, body, respond, context, approve=True)
 
 
 async def confirm_clicked(
-    ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     """The second click a dangerous playbook needs; same checks as Approve."""
-    await _decide(ack, body, respond, context, client, approve=True)
+    await _decide(ack, body, respond, context, approve=True)
 
 
 async def reject_clicked(
-    ack: Any, body: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
-    await _decide(ack, body, respond, context, client, approve=False)
+    await _decide(ack, body, respond, context, approve=False)
 
 
-async def further_clicked(
-    ack: Any, body: dict[str, Any], context: dict[str, Any], client: Any
-) -> None:
+async def further_clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
     """After a failure: open the form pre-filled so the user picks an older ref."""
     await ack()
     services: Services = context["services"]
-    record = await services.store.get(str(action_value(body).get("id", ""))[:64])
-    prefill = {}
-    if record is not None and record.kind == "rollback":
-        prefill = {
-            "target": record.data.get("target", ""),
-            "reason": f"roll back further after {record.id} failed",
-        }
+    rollback_id = str(action_value(body).get("id", ""))[:64]
     channel = str((body.get("channel") or {}).get("id", ""))
-    await flows.open_rollback_modal(
-        services, client, body["trigger_id"], _user(body), channel, prefill
-    )
+    await open_further_modal(services, body["trigger_id"], channel, rollback_id)
 
 
 async def open_from_diagnosis(
-    ack: Any, body: dict[str, Any], context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     """The `Roll back` button under a diagnosis: the form, pre-filled, diagnosis attached."""
     await ack()
@@ -103,6 +81,4 @@ async def open_from_diagnosis(
         "reason": str(value.get("reason", ""))[:300],
     }
     channel = str((body.get("channel") or {}).get("id", ""))
-    await flows.open_rollback_modal(
-        services, client, body["trigger_id"], _user(body), channel, prefill
-    )
+    await open_rollback_modal(services, body["trigger_id"], channel, prefill)

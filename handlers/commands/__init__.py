@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.app import guarded
+from bot.slack.listeners import guarded
 from handlers.commands.diagnose import diagnose_command
 from handlers.commands.rollback import rollback_command
 

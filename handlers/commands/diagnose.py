@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import commands as cmd
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
+
+from bot import slash as cmd
 from bot.diagnose import flows
 from bot.services import Services
 from handlers.commands.rollback import unknown_target
 
 
 async def diagnose_command(
-    ack: Any, command: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     services: Services = context["services"]
     try:
@@ -28,7 +30,6 @@ async def diagnose_command(
     await ack(response_type="ephemeral", text=f"Diagnosing `{target}`…")
     await flows.diagnose(
         services,
-        client,
         target=target,
         user=command.get("user_id", ""),
         channel=command.get("channel_id", ""),

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import commands as cmd
-from bot.rollback import flows
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
+
+from bot import slash as cmd
+from bot.rollback.cancel import cancel
+from bot.rollback.modal import open_rollback_modal
+from bot.rollback.queries import history_message, status_message
+from bot.rollback.request import request_rollback
 from bot.services import Services
 from bot.slack.text import code
 
@@ -16,7 +21,7 @@ def unknown_target(name: str, services: Services) -> str:
 
 
 async def rollback_command(
-    ack: Any, command: dict[str, Any], respond: Any, context: dict[str, Any], client: Any
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
 ) -> None:
     services: Services = context["services"]
     try:
@@ -34,27 +39,26 @@ async def rollback_command(
             await ack(response_type="ephemeral", text=unknown_target(name, services))
         case cmd.OpenModal():
             await ack()
-            await flows.open_rollback_modal(
-                services, client, command["trigger_id"], user, command.get("channel_id", "")
+            await open_rollback_modal(
+                services, command["trigger_id"], command.get("channel_id", "")
             )
         case cmd.Status():
             await ack()
-            await respond(**await flows.status_message(services))
+            await respond(**await status_message(services))
         case cmd.History(target=name):
             await ack()
-            await respond(**await flows.history_message(services, name))
+            await respond(**await history_message(services, name))
         case cmd.Cancel(rollback_id=rid):
             await ack()
-            await respond(**await flows.cancel(services, client, rid, user))
+            await respond(**await cancel(services, rid, user))
         case cmd.StartRollback() as request:
             await ack(
                 response_type="ephemeral",
                 text=f"Rollback of {code(request.target)} requested: "
                 "capturing diagnostics before anything changes…",
             )
-            await flows.request_rollback(
+            await request_rollback(
                 services,
-                client,
                 target=request.target,
                 ref=request.ref,
                 reason=request.reason,
@@ -63,15 +67,14 @@ async def rollback_command(
                 respond=respond,
             )
         case cmd.Maintenance() as request:
-            await maintenance(ack, request, respond, services, client, user, command)
+            await maintenance(ack, request, respond, services, user, command)
 
 
 async def maintenance(
-    ack: Any,
+    ack: AsyncAck,
     request: cmd.Maintenance,
-    respond: Any,
+    respond: AsyncRespond,
     services: Services,
-    client: Any,
     user: str,
     command: dict[str, Any],
 ) -> None:
@@ -94,9 +97,8 @@ async def maintenance(
         text=f"Maintenance mode {mode} for {code(request.target)} requested ({code(runs)}): "
         "capturing diagnostics before anything changes…",
     )
-    await flows.request_rollback(
+    await request_rollback(
         services,
-        client,
         target=runs,
         ref="previous",
         reason=request.reason or f"maintenance mode {mode} for {request.target}",

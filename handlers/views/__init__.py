@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.rollback.models import CallbackId
-from bot.slack.app import guarded
+from bot.slack.ids import CallbackId
+from bot.slack.listeners import guarded
 from handlers.views.rollback import rollback_submitted
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.rollback import flows
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext
+
 from bot.rollback.modal import parse_submission
+from bot.rollback.request import request_rollback
 from bot.services import Services
 
 
 async def rollback_submitted(
-    ack: Any, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any], client: Any
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     services: Services = context["services"]
     parsed = parse_submission(services, view)
@@ -19,15 +21,14 @@ async def rollback_submitted(
         return
     await ack()
     user = str((body.get("user") or {}).get("id", ""))
-    await flows.request_rollback(
+    await request_rollback(
         services,
-        client,
         target=parsed.target,
         ref=parsed.ref,
         reason=parsed.reason,
         requester=user,
         origin_channel=parsed.origin_channel,
-        respond=flows.EphemeralReply(client, parsed.origin_channel, user),
+        respond=services.slack.replier(parsed.origin_channel, user),
         severity=parsed.severity,
         diagnosis_id=parsed.diagnosis,
     )

@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from playbooks.aws import AwsStep
 from playbooks.base import ChangeStep, StepContext, StepFailed
-from playbooks.steps.aws_call import AwsStep
 
 # The saved target group, for an "off" run that has no output of the "on" run to `use`.
 TAG = "rollbot:restore-target-group"
@@ -58,10 +58,12 @@ class _AlbStep(AwsStep):
 
     def hints(self, ctx: StepContext) -> dict[str, str]:
         where = self.region_name(ctx)
+        listener = self.listener_arn or ctx.param("listener_arn")
         return {
-            "ListenerNotFound": f"listener {self.listener_arn or ctx.param('listener_arn')}"
-            f" was not found in {where}",
-            "TargetGroupNotFound": f"the target group to forward to was not found in {where}",
+            "ListenerNotFound": f"listener {listener} was not found in {where} (ListenerNotFound)",
+            "TargetGroupNotFound": (
+                f"the target group to forward to was not found in {where} (TargetGroupNotFound)"
+            ),
         }
 
     async def actions(self, ctx: StepContext) -> list[dict[str, Any]]:
@@ -88,6 +90,13 @@ class AlbMaintenanceOn(_AlbStep, ChangeStep):
     message: str = Field(default=DEFAULT_MESSAGE, max_length=1024)
 
     summary: ClassVar[str] = "Turn maintenance mode on (fixed 503 at the load balancer)"
+    aws_actions: ClassVar[tuple[str, ...]] = (
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeRules",
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:AddTags",
+        "elasticloadbalancing:ModifyListener",
+    )
 
     def page(self) -> list[dict[str, Any]]:
         config = {
@@ -132,8 +141,8 @@ class AlbMaintenanceOn(_AlbStep, ChangeStep):
 
     async def _rules_forwarding(self, ctx: StepContext) -> list[str]:
         """Listener rules keep forwarding in maintenance mode: only the default action changes."""
-        found = await self.call(ctx, "describe_rules", ListenerArn=self.arn(ctx))
-        rules = [r for r in found.get("Rules", []) if not r.get("IsDefault")]
+        found = await self.paginate(ctx, "describe_rules", "Rules", ListenerArn=self.arn(ctx))
+        rules = [r for r in found if not r.get("IsDefault")]
         return [
             f"priority {r.get('Priority')}: {shown(r.get('Actions', []))}"
             for r in rules
@@ -181,6 +190,12 @@ class AlbMaintenanceOff(_AlbStep, ChangeStep):
     restore_target_group_arn: str | None = None  # default: the target's restore_target_group_arn
 
     summary: ClassVar[str] = "Turn maintenance mode off (forward to the application)"
+    aws_actions: ClassVar[tuple[str, ...]] = (
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeTags",
+        "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:RemoveTags",
+    )
 
     def _given(self, ctx: StepContext) -> list[dict[str, Any]] | str | None:
         if self.restore_actions:

@@ -6,155 +6,20 @@ import asyncio
 import time
 from typing import Any, ClassVar, Literal
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-)
 from pydantic import Field
 
-from playbooks.base import ChangeStep, StepContext, StepFailed, in_thread
-from playbooks.steps.ecs_taskdef import _EcsStep
+from playbooks.base import ChangeStep, StepContext, StepFailed
+from playbooks.steps.ecs_common import _EcsStep, family_and_revision, same_revision, short_name
 
 PREVIOUS = ("previous", "prev", "")
-THROTTLED = {
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-}
-BAD_CREDENTIALS = {
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "InvalidSignatureException",
-    "ExpiredTokenException",
-}
-DENIED = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
 SHOWN_REVISIONS = 10  # the "available" list in error messages: the newest ones
-
-
-def family_and_revision(task_definition: str) -> tuple[str, int]:
-    """'arn:...:task-definition/api:7' or 'api:7' -> ('api', 7)."""
-    tail = task_definition.rsplit("/", 1)[-1]
-    family, _, revision = tail.rpartition(":")
-    if not family or not revision.isdigit():
-        raise StepFailed(f"{task_definition!r} does not name a task-definition revision")
-    return family, int(revision)
-
-
-def short_name(task_definition: str) -> str:
-    """'arn:...:task-definition/api:7' -> 'api:7', for messages people read."""
-    return task_definition.rsplit("/", 1)[-1]
-
-
-def same_revision(a: str | None, b: str | None) -> bool:
-    """Compare by family and revision: ECS may report an ARN or the short name it was given."""
-    if not a or not b:
-        return False
-    try:
-        return family_and_revision(a) == family_and_revision(b)
-    except StepFailed:
-        return a == b
-
-
-def ecs_failure(exc: Exception, action: str, cluster: str, service: str, region: str) -> StepFailed:
-    """A botocore error as one sentence an on-call engineer can act on."""
-    if isinstance(exc, ClientError):
-        return _client_error(exc, action, cluster, service, region)
-    if isinstance(exc, NoCredentialsError):
-        return StepFailed(f"{action}: no AWS credentials found (AWS_* variables or an IAM role)")
-    if isinstance(exc, NoRegionError):
-        return StepFailed(f"{action}: no AWS region: set `region` on the target")
-    if isinstance(exc, EndpointConnectionError):
-        return StepFailed(f"{action}: cannot reach the ECS API in {region}: {exc}")
-    return StepFailed(f"{action} failed: {exc}")
-
-
-def _client_error(
-    exc: ClientError, action: str, cluster: str, service: str, region: str
-) -> StepFailed:
-    error = exc.response.get("Error", {})
-    code, message = error.get("Code", "Error"), error.get("Message", "").rstrip(".")
-    retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-    if code == "ClusterNotFoundException":
-        text = f"ECS cluster {cluster!r} was not found in {region} (check the target's cluster)"
-    elif code == "ServiceNotFoundException":
-        text = f"service {service!r} not found in cluster {cluster!r} ({region})"
-    elif code == "ServiceNotActiveException":
-        text = f"service {service!r} in cluster {cluster!r} is not active (it is being deleted)"
-    elif code in DENIED:
-        text = (
-            f"the bot's AWS identity may not call {action}: {message}"
-            f" (grant ecs:{exc.operation_name} to its role)"
-        )
-    elif code in THROTTLED:
-        tries = f" after {retries + 1} attempts" if retries else ""
-        text = f"AWS kept throttling {action}{tries}; try again in a minute"
-    elif code in BAD_CREDENTIALS:
-        text = f"AWS rejected the bot's credentials on {action}: {message}"
-    elif code in ("InvalidParameterException", "ClientException"):
-        text = f"ECS refused {action}: {message}"
-    else:
-        text = f"{action} failed: {code}: {message}"
-    return StepFailed(text, {"aws_error": code})
-
-
-class _ServiceStep(_EcsStep):
-    """An ECS step on one service, turning every AWS error into a readable StepFailed."""
-
-    def region_name(self, ctx: StepContext) -> str:
-        return self.region or ctx.param("region") or ctx.aws.region or "the default region"
-
-    async def call(self, ctx: StepContext, method: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return await in_thread(getattr(self.ecs(ctx), method), **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise self.failure(ctx, exc, f"ecs.{method}") from None
-
-    def failure(self, ctx: StepContext, exc: Exception, action: str) -> StepFailed:
-        cluster = self.cluster or ctx.param("cluster") or ""
-        service = self.service or ctx.param("service") or ""
-        return ecs_failure(exc, action, cluster, service, self.region_name(ctx))
-
-    async def describe_revision(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
-        """describe_task_definition, or None when no such revision exists."""
-        try:
-            found = await in_thread(self.ecs(ctx).describe_task_definition, taskDefinition=name)
-        except ClientError as exc:
-            # ECS answers a missing revision with a generic ClientException
-            if exc.response.get("Error", {}).get("Code") == "ClientException":
-                return None
-            raise self.failure(ctx, exc, "ecs.describe_task_definition") from None
-        except BotoCoreError as exc:
-            raise self.failure(ctx, exc, "ecs.describe_task_definition") from None
-        return found["taskDefinition"]
-
-    async def active_revisions(self, ctx: StepContext, family: str) -> list[int]:
-        """ACTIVE revision numbers of `family`, ascending. Sorted and filtered here: ECS
-        look-alikes such as moto ignore sort= and maxResults=."""
-
-        def collect() -> list[str]:
-            arns: list[str] = []
-            paginator = self.ecs(ctx).get_paginator("list_task_definitions")
-            for page in paginator.paginate(familyPrefix=family, status="ACTIVE"):
-                arns += page.get("taskDefinitionArns", [])
-            return arns
-
-        try:
-            arns = await in_thread(collect)
-        except (ClientError, BotoCoreError) as exc:
-            raise self.failure(ctx, exc, "ecs.list_task_definitions") from None
-        parsed = [family_and_revision(arn) for arn in arns]
-        return sorted({rev for fam, rev in parsed if fam == family})
 
 
 def _images(taskdef: dict[str, Any]) -> list[str]:
     return [c.get("image", "") for c in taskdef.get("containerDefinitions", [])]
 
 
-class EcsResolveRevision(_ServiceStep):
+class EcsResolveRevision(_EcsStep):
     """Which revision to roll back to: `previous`, a revision number, family:revision or an ARN."""
 
     type: Literal["ecs.resolve_revision"] = "ecs.resolve_revision"
@@ -162,6 +27,11 @@ class EcsResolveRevision(_ServiceStep):
 
     resolves: ClassVar[bool] = True
     summary: ClassVar[str] = "Find the revision to roll back to"
+    aws_actions: ClassVar[tuple[str, ...]] = (
+        "ecs:DescribeServices",
+        "ecs:DescribeTaskDefinition",
+        "ecs:ListTaskDefinitions",
+    )
 
     def _ref(self, ctx: StepContext) -> str:
         return (self.ref if self.ref is not None else ctx.ref or "").strip()
@@ -288,13 +158,14 @@ def _shown(revisions: list[int]) -> str:
     return more + ", ".join(map(str, newest))
 
 
-class EcsUpdateService(_ServiceStep, ChangeStep):
+class EcsUpdateService(_EcsStep, ChangeStep):
     """Deploy a task definition (runbook: aws ecs update-service --force-new-deployment)."""
 
     type: Literal["ecs.update_service"] = "ecs.update_service"
     task_definition: str | None = None
 
     summary: ClassVar[str] = "Update the service to the target revision"
+    aws_actions: ClassVar[tuple[str, ...]] = ("ecs:DescribeServices", "ecs:UpdateService")
 
     def _target(self) -> str:
         if not self.task_definition:
@@ -345,7 +216,7 @@ class EcsUpdateService(_ServiceStep, ChangeStep):
         }
 
 
-class EcsWaitStable(_ServiceStep):
+class EcsWaitStable(_EcsStep):
     """Wait until the rollout is over: one PRIMARY deployment on the target, running == desired,
     rollout COMPLETED (when ECS reports a rollout state)."""
 
@@ -355,6 +226,7 @@ class EcsWaitStable(_ServiceStep):
     timeout: float | None = Field(default=None, gt=0)  # default: the target's poll_timeout
 
     summary: ClassVar[str] = "Wait for the service to be stable"
+    aws_actions: ClassVar[tuple[str, ...]] = ("ecs:DescribeServices",)
 
     def _timing(self, ctx: StepContext) -> tuple[float, float]:
         return self.delay or ctx.poll_delay, self.timeout or ctx.poll_timeout
@@ -398,10 +270,7 @@ class EcsWaitStable(_ServiceStep):
             await asyncio.sleep(min(delay, remaining))
 
     def _acceptors(self, ctx: StepContext) -> list[Any]:
-        try:
-            return list(self.ecs(ctx).get_waiter("services_stable").config.acceptors)
-        except BotoCoreError as exc:  # e.g. no region to build the client for
-            raise self.failure(ctx, exc, "ecs.describe_services") from None
+        return self.waiter_acceptors(ctx, "services_stable", "describe_services")
 
     def _waiting_for(self, state: dict[str, Any], stable: bool) -> str | None:
         """What the rollout still lacks, None when done; StepFailed when it cannot finish."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from playbooks.base import ChangeStep, Step, StepContext, StepFailed, in_thread
+from playbooks.base import ChangeStep, StepContext, StepFailed
+from playbooks.redact import HIDDEN, SECRET_NAME
+from playbooks.steps.ecs_common import _EcsStep
 
 # Fields describe_task_definition returns that register_task_definition refuses.
 READ_ONLY = (
@@ -20,43 +19,6 @@ READ_ONLY = (
     "registeredBy",
     "deregisteredAt",
 )
-SECRET_NAME = re.compile(r"(?i)(secret|token|password|passwd|key|credential|auth|private)")
-
-
-class _EcsStep(Step):
-    cluster: str | None = None
-    service: str | None = None
-    region: str | None = None
-
-    def ecs(self, ctx: StepContext) -> Any:
-        return ctx.aws.client("ecs", self.region or ctx.param("region"))
-
-    def names(self, ctx: StepContext) -> tuple[str, str]:
-        cluster = self.cluster or ctx.param("cluster")
-        service = self.service or ctx.param("service")
-        if not cluster or not service:
-            raise StepFailed(f"{self.type} needs a cluster and a service")
-        return cluster, service
-
-    async def call(self, ctx: StepContext, method: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return await in_thread(getattr(self.ecs(ctx), method), **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            # one wording for every ECS failure (imported here: ecs.py builds on this module)
-            from playbooks.steps.ecs import ecs_failure
-
-            cluster = self.cluster or ctx.param("cluster") or "?"
-            service = self.service or ctx.param("service") or "?"
-            region = self.region or ctx.param("region") or "the default region"
-            raise ecs_failure(exc, f"ecs.{method}", cluster, service, region) from None
-
-    async def service_state(self, ctx: StepContext) -> dict[str, Any]:
-        cluster, service = self.names(ctx)
-        found = await self.call(ctx, "describe_services", cluster=cluster, services=[service])
-        live = [s for s in found.get("services", []) if s.get("status") != "INACTIVE"]
-        if not live:
-            raise StepFailed(f"service {service!r} not found in cluster {cluster!r}")
-        return live[0]
 
 
 class EcsRegisterRevision(_EcsStep, ChangeStep):
@@ -70,6 +32,13 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
     base_task_definition: str | None = None  # default: what the service runs now
 
     summary: ClassVar[str] = "Register a task-definition revision"
+    # iam:PassRole: registering a revision that names a task or execution role passes it on
+    aws_actions: ClassVar[tuple[str, ...]] = (
+        "ecs:DescribeServices",
+        "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+        "iam:PassRole",
+    )
 
     async def _base(self, ctx: StepContext) -> dict[str, Any]:
         arn = self.base_task_definition or (await self.service_state(ctx))["taskDefinition"]
@@ -177,9 +146,7 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
 
 def _shown_env(env: list[dict[str, str]]) -> str:
     """Environment for plans and journals: values of secret-looking names are hidden."""
-    shown = [
-        f"{e['name']}={'[redacted]' if SECRET_NAME.search(e['name']) else e['value']}" for e in env
-    ]
+    shown = [f"{e['name']}={HIDDEN if SECRET_NAME.search(e['name']) else e['value']}" for e in env]
     return "[" + ", ".join(shown) + "]"
 
 
@@ -190,6 +157,7 @@ class EcsScaleService(_EcsStep, ChangeStep):
     desired_count: int
 
     summary: ClassVar[str] = "Scale the service"
+    aws_actions: ClassVar[tuple[str, ...]] = ("ecs:DescribeServices", "ecs:UpdateService")
 
     def title(self) -> str:
         return self.name or f"Scale {self.service or 'the service'} to {self.desired_count}"

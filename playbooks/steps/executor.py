@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from playbooks.base import StepContext, StepFailed
-from playbooks.steps.ecs_taskdef import SECRET_NAME
+from playbooks.redact import HIDDEN, SECRET_NAME
 
 # What one stream keeps in memory: its beginning and its end, where the errors are.
 CAPTURE_HEAD = 64 * 1024
@@ -300,8 +300,7 @@ def executor_for(name: str, ctx: StepContext) -> Executor:
 def shown_env(env: Mapping[str, str]) -> str:
     """Environment for plans: values of secret-looking names are hidden."""
     return " ".join(
-        f"{k}={'[redacted]' if SECRET_NAME.search(k) else shlex.quote(v)}"
-        for k, v in sorted(env.items())
+        f"{k}={HIDDEN if SECRET_NAME.search(k) else shlex.quote(v)}" for k, v in sorted(env.items())
     )
 
 

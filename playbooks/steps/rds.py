@@ -8,11 +8,10 @@ import re
 import time
 from typing import Any, ClassVar, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
+from playbooks.aws import AwsStep
 from playbooks.base import ChangeStep, StepContext, StepFailed
-from playbooks.steps.aws_call import AwsStep, aws_failure
 
 LATEST = ("previous", "prev", "latest", "")
 INSTANCE_ID = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
@@ -43,7 +42,7 @@ class _RdsStep(AwsStep):
 
     def hints(self, ctx: StepContext) -> dict[str, str]:
         where = self.region_name(ctx)
-        return {
+        meanings = {
             "DBInstanceNotFound": f"DB instance {self.db_instance or ctx.param('db_instance')}"
             f" was not found in {where}",
             "DBSnapshotNotFound": f"the snapshot was not found in {where}",
@@ -51,6 +50,7 @@ class _RdsStep(AwsStep):
             "StorageQuotaExceeded": "the account's RDS storage quota is used up",
             "InstanceQuotaExceeded": "the account's RDS instance quota is used up",
         }
+        return {code: f"{meaning} ({code})" for code, meaning in meanings.items()}
 
     async def instance(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
         try:
@@ -71,6 +71,7 @@ class RdsListSnapshots(_RdsStep):
 
     resolves: ClassVar[bool] = True
     summary: ClassVar[str] = "Find the snapshot to restore"
+    aws_actions: ClassVar[tuple[str, ...]] = ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots")
 
     async def plan(self, ctx: StepContext) -> list[str]:
         return [f"rds.describe_db_snapshots(DBInstanceIdentifier={self.source(ctx)!r})"]
@@ -93,18 +94,9 @@ class RdsListSnapshots(_RdsStep):
         }
 
     async def _available(self, ctx: StepContext, source: str) -> list[dict[str, Any]]:
-        def collect() -> list[dict[str, Any]]:
-            pages = self.client(ctx).get_paginator("describe_db_snapshots")
-            found: list[dict[str, Any]] = []
-            for page in pages.paginate(DBInstanceIdentifier=source):
-                found += page.get("DBSnapshots", [])
-            return found
-
-        try:
-            snapshots = await asyncio.to_thread(collect)
-        except (ClientError, BotoCoreError) as exc:
-            where = self.region_name(ctx)
-            raise aws_failure(exc, "rds.describe_db_snapshots", where, self.hints(ctx)) from None
+        snapshots = await self.paginate(
+            ctx, "describe_db_snapshots", "DBSnapshots", DBInstanceIdentifier=source
+        )
         ready = [s for s in snapshots if s.get("Status") == "available"]
         return sorted(ready, key=lambda s: s["SnapshotCreateTime"], reverse=True)
 
@@ -142,6 +134,13 @@ class RdsRestoreSnapshot(_RdsStep, ChangeStep):
     publicly_accessible: bool = False
 
     summary: ClassVar[str] = "Restore the snapshot into a new DB instance"
+    # rds:AddTagsToResource: the restore call tags the new instance with where it came from
+    aws_actions: ClassVar[tuple[str, ...]] = (
+        "rds:DescribeDBInstances",
+        "rds:ListTagsForResource",
+        "rds:RestoreDBInstanceFromDBSnapshot",
+        "rds:AddTagsToResource",
+    )
 
     def new_id(self, ctx: StepContext) -> str:
         source = self.source(ctx)
@@ -247,6 +246,7 @@ class RdsWaitAvailable(_RdsStep):
     timeout: float | None = Field(default=None, gt=0)  # default: the target's poll_timeout
 
     summary: ClassVar[str] = "Wait for the restored instance"
+    aws_actions: ClassVar[tuple[str, ...]] = ("rds:DescribeDBInstances",)
 
     def _name(self, ctx: StepContext) -> str:
         name = self.db_instance_id or ctx.param("restored_instance_id")

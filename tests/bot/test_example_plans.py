@@ -14,7 +14,7 @@ import yaml
 
 from playbooks.loader import load_playbook
 from playbooks.steps.alb import TAG
-from tests.playbooks.test_alb import make_listener
+from tests.testbed.alb import make_listener
 from tests.testbed.aws import Aws, make_ecs_service
 from tests.testbed.git import GitRepo
 from tests.testbed.github_api import TOKEN, FakeGitHub, sha

@@ -7,7 +7,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import commands as cmd
+from bot import slash as cmd
 from bot.slack.text import escape
 from handlers.actions.rollback import action_value
 from tests import fuzz_counter

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from bot.diagnose import capture
 from bot.diagnose.capture import resolve_options
+from bot.diagnose.messaging import markdown
 from tests.diagnose.conftest import (
     ALB,
     CLUSTER,
@@ -187,7 +188,7 @@ async def test_secrets_appear_nowhere_in_the_capture(
     seed_logs(aws)
     tgt = target_of(write_catalog(tmp_path, health=[health_server.endpoint()]))
     result = await capture(tgt)
-    shown = result.to_json() + result.to_markdown() + result.model_dump_json()
+    shown = result.to_json() + markdown(result) + result.model_dump_json()
     for secret in (SECRET_ENV, SECRET_TOKEN, "api-key-AbCdEf"):
         assert secret not in shown
     current = result.sources["task_definitions"].data["history"][0]["containers"][0]

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.diagnose import flows
 from bot.services import Services
 from bot.settings import Settings
+from bot.slack.notifier import SlackNotifier
 from bot.store.sqlite import SqliteStore
 from tests.diagnose.conftest import (
     ALB,
@@ -77,8 +78,9 @@ def database_bytes(folder: Path) -> bytes:
 
 async def run(services: Services, client: AsyncWebClient, target: str = "api") -> Responder:
     respond = Responder()
+    services.bind_slack(SlackNotifier(services.store, client))
     await flows.diagnose(
-        services, client, target=target, user="U0ASKER", channel="C0ORIGIN", respond=respond
+        services, target=target, user="U0ASKER", channel="C0ORIGIN", respond=respond
     )
     return respond
 
@@ -106,8 +108,14 @@ async def test_posts_the_verdict_uploads_the_capture_and_stores_it(
     assert record is not None and record.id.startswith("dg-")
     assert (record.kind, record.state) == ("diagnosis", "done")
     assert record.data["verdict"]["triggers"][0]["rule"] in ("error_rate", "unavailable")
-    [audit] = await services.store.audit_since(subject=record.id)
-    assert (audit.actor, audit.action) == ("U0ASKER", "diagnosis.captured")
+    # captured by the person asking; the verdict and its file sent (and audited) by the bot
+    audits = await services.store.audit_since(subject=record.id)
+    assert [(a.actor, a.action) for a in audits] == [
+        ("U0ASKER", "diagnosis.captured"),
+        ("rollbot", "slack.post"),
+        ("rollbot", "slack.upload"),
+    ]
+    assert audits[1].detail["channel"] == "C0ORIGIN"
 
     # the planted secrets are nowhere: not in the message, the file, the record, the database
     on_disk = database_bytes(tmp_path)

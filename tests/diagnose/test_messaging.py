@@ -10,7 +10,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from bot.diagnose.matrix import Thresholds, evaluate, figures
-from bot.diagnose.messaging import headline, verdict_blocks
+from bot.diagnose.messaging import headline, markdown, verdict_blocks
 from bot.diagnose.models import Capture, SourceResult
 from tests.testbed.slack_api import check_block_kit
 
@@ -144,7 +144,7 @@ def test_quiet_capture_and_fallback_text() -> None:
 
 def test_markdown_and_json_versions() -> None:
     capture = busy_capture()
-    md = capture.to_markdown()
+    md = markdown(capture)
     assert md.startswith("# Diagnosis of api (dg-0123456789)")
     assert "**Verdict: CRITICAL**" in md and "| Error rate | critical |" in md
     assert "## health https://api/healthz — timeout" in md

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.diagnose.redact import HIDDEN, Redactor, redact
+from playbooks.redact import HIDDEN, Redactor, redact
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from botocore.stub import ANY, Stubber
 from bot.diagnose import sources
 from bot.diagnose.matrix import Thresholds, evaluate, figures
 from bot.diagnose.models import SourceResult
-from bot.diagnose.redact import Redactor
+from playbooks.aws import AwsError
+from playbooks.redact import Redactor
 
 NOW = datetime.now(UTC)
 TASK_ARN = "arn:aws:ecs:eu-central-1:123456789012:task/prod/{}"
@@ -151,3 +152,14 @@ def test_nearest_rank_percentile_never_extrapolates() -> None:
     assert sources.nearest_rank([100.0, 110.0, 900.0], 95) == 900.0
     assert sources.nearest_rank(list(map(float, range(1, 101))), 95) == 95.0
     assert sources.nearest_rank([], 95) is None
+
+
+async def test_a_denied_source_says_which_action_to_grant(ecs: tuple[Any, Stubber]) -> None:
+    client, stub = ecs
+    stub.add_client_error("describe_services", "AccessDeniedException", "User x is not allowed.")
+    with pytest.raises(AwsError) as denied:
+        await sources.ecs_service(context(client))
+    assert sources.describe_error(denied.value) == (
+        "the bot's AWS identity may not call ecs.describe_services: User x is not allowed"
+        " (grant ecs:DescribeServices to its role)"
+    )

@@ -3,30 +3,25 @@ botocore's standard mode; access denied ends the rollback with a clear message."
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_rollback_flow import (
+from tests.e2e.helpers import (
+    CLUSTER,
     LEAD,
-    REQUESTER,
-    approval_value,
-    catalog,
+    SERVICE,
+    ApiTestBed,
     click,
     is_completion,
+    request_rollback,
 )
-from tests.testbed.aws import Aws, make_ecs_service, service_state
+from tests.testbed.aws import service_state
 from tests.testbed.aws_gate import AwsGate
 from tests.testbed.slack_api import FakeSlackApi
-from tests.testbed.slack_requests import slash_command
-
-CLUSTER, SERVICE = "sandbox-broker-cluster", "sandbox-broker"
 
 
 def rollback(bot: Any, fake_slack: FakeSlackApi, gate: AwsGate, op: str, n: int, code: str) -> str:
     """Request and approve `/rollback api to 2`, with `op` refused `n` times after approval."""
-    bot.sender.post(*slash_command("/rollback", "api to 2", user_id=REQUESTER))
-    value = approval_value(fake_slack)
+    value = request_rollback(bot, fake_slack, "api to 2")
     gate.fail(op, n, code)
     click(bot, "rollback_approve", value, LEAD)
     ended = fake_slack.wait_for(
@@ -38,16 +33,10 @@ def rollback(bot: Any, fake_slack: FakeSlackApi, gate: AwsGate, op: str, n: int,
 
 
 def test_throttled_calls_are_retried_and_the_rollback_completes(
-    aws: Aws,
-    aws_gate: AwsGate,
-    fake_slack: FakeSlackApi,
-    rollbot_server: Callable[..., Any],
-    http_backend: Any,
-    tmp_path: Path,
+    api_bed: ApiTestBed, aws_gate: AwsGate, fake_slack: FakeSlackApi
 ) -> None:
-    arns = make_ecs_service(aws, CLUSTER, SERVICE, SERVICE, revisions=3)
-    env = {**aws.env, "AWS_ENDPOINT_URL": aws_gate.url}
-    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=env)
+    aws, arns = api_bed.aws, api_bed.arns
+    bot = api_bed.start_bot(env={"AWS_ENDPOINT_URL": aws_gate.url})
     text = rollback(bot, fake_slack, aws_gate, "UpdateService", 2, "ThrottlingException")
     assert "ROLLBACK COMPLETE" in text
     assert aws_gate.refused["UpdateService"] == 2 and aws_gate.forwarded["UpdateService"] == 1
@@ -55,16 +44,10 @@ def test_throttled_calls_are_retried_and_the_rollback_completes(
 
 
 def test_access_denied_ends_the_rollback_with_a_clear_message(
-    aws: Aws,
-    aws_gate: AwsGate,
-    fake_slack: FakeSlackApi,
-    rollbot_server: Callable[..., Any],
-    http_backend: Any,
-    tmp_path: Path,
+    api_bed: ApiTestBed, aws_gate: AwsGate, fake_slack: FakeSlackApi
 ) -> None:
-    arns = make_ecs_service(aws, CLUSTER, SERVICE, SERVICE, revisions=3)
-    env = {**aws.env, "AWS_ENDPOINT_URL": aws_gate.url}
-    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=env)
+    aws, arns = api_bed.aws, api_bed.arns
+    bot = api_bed.start_bot(env={"AWS_ENDPOINT_URL": aws_gate.url})
     text = rollback(bot, fake_slack, aws_gate, "UpdateService", 1, "AccessDeniedException")
     assert "FAILED" in text and not is_completion(fake_slack.calls_to("chat.postMessage")[0])
     assert "AccessDenied" in text and "Failed at:* step 2 of 4, Update the service" in text
@@ -72,5 +55,4 @@ def test_access_denied_ends_the_rollback_with_a_clear_message(
     assert aws_gate.forwarded["UpdateService"] == 0
     assert service_state(aws, CLUSTER, SERVICE)["taskDefinition"] == arns[2]
     # the target is free again: the next request gets its own approval
-    bot.sender.post(*slash_command("/rollback", "api to 1", user_id=REQUESTER))
-    approval_value(fake_slack, nth=1)
+    request_rollback(bot, fake_slack, "api to 1", nth=1)

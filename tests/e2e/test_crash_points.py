@@ -6,30 +6,28 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_rollback_flow import (
+from tests.e2e.helpers import (
+    CLUSTER,
     LEAD,
-    REQUESTER,
-    approval_value,
+    SERVICE,
+    ApiTestBed,
     audit_actions,
-    catalog,
     click,
     is_completion,
     read_journal,
     record_state,
+    request_rollback,
 )
-from tests.testbed.aws import Aws, make_ecs_service, service_state
+from tests.testbed.aws import service_state
 from tests.testbed.aws_gate import AwsGate
 from tests.testbed.ports import wait_until
 from tests.testbed.slack_api import FakeSlackApi
-from tests.testbed.slack_requests import slash_command
 
-CLUSTER, SERVICE = "sandbox-broker-cluster", "sandbox-broker"
 IMAGE_TARGET = """\
   api-image:
     playbook: ecs-image
@@ -75,8 +73,7 @@ def crash_bot(
 
 
 def start_rollback(bot: Any, fake_slack: FakeSlackApi, text: str) -> tuple[str, str]:
-    bot.sender.post(*slash_command("/rollback", text, user_id=REQUESTER))
-    value = approval_value(fake_slack)
+    value = request_rollback(bot, fake_slack, text)
     return value, json.loads(value)["id"]
 
 
@@ -106,28 +103,21 @@ def finish(fake_slack: FakeSlackApi, db: Path, rollback_id: str) -> None:
 
 @pytest.mark.parametrize("crash", REVISION_CRASHES, ids=lambda c: c.replace(" ", "-"))
 def test_ecs_revision_survives_a_kill(
-    crash: str,
-    aws: Aws,
-    aws_gate: AwsGate,
-    fake_slack: FakeSlackApi,
-    rollbot_server: Callable[..., Any],
-    http_backend: Any,
-    tmp_path: Path,
+    crash: str, api_bed: ApiTestBed, aws_gate: AwsGate, fake_slack: FakeSlackApi
 ) -> None:
-    arns = make_ecs_service(aws, CLUSTER, SERVICE, SERVICE, revisions=3)
-    health = http_backend()
-    env = {**aws.env, "AWS_ENDPOINT_URL": aws_gate.url, "ROLLBOT_LEASE_SECONDS": "2"}
-    bot = rollbot_server(config=catalog(tmp_path, health.url), env=env)
+    aws, arns, health = api_bed.aws, api_bed.arns, api_bed.health
+    env = {"AWS_ENDPOINT_URL": aws_gate.url, "ROLLBOT_LEASE_SECONDS": "2"}
+    bot = api_bed.start_bot(env=env)
     value, rollback_id = start_rollback(bot, fake_slack, "api to 2 because crash test")
     assert aws_gate.forwarded["UpdateService"] == 0
     killed = crash_bot(bot, aws_gate, health, *REVISION_CRASHES[crash])
     click(bot, "rollback_approve", value, LEAD)
     restart_after_kill(bot, killed)
 
-    finish(fake_slack, tmp_path / "rollbot.db", rollback_id)
+    finish(fake_slack, api_bed.db, rollback_id)
     assert aws_gate.forwarded["UpdateService"] == 1  # the change reached AWS exactly once
     assert service_state(aws, CLUSTER, SERVICE)["taskDefinition"] in (arns[1], f"{SERVICE}:2")
-    journal = read_journal(tmp_path / "rollbot.db")
+    journal = read_journal(api_bed.db)
     ends = {e.step_id: e for e in journal if e.event == "end"}
     assert [e.outcome for e in ends.values()] == ["ok"] * 4
     starts = [e.step_id for e in journal if e.event == "start"]
@@ -139,24 +129,17 @@ def test_ecs_revision_survives_a_kill(
 
 
 def test_ecs_image_registers_its_revision_once_across_a_kill(
-    aws: Aws,
-    aws_gate: AwsGate,
-    fake_slack: FakeSlackApi,
-    rollbot_server: Callable[..., Any],
-    http_backend: Any,
-    tmp_path: Path,
+    api_bed: ApiTestBed, aws_gate: AwsGate, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, CLUSTER, SERVICE, SERVICE, revisions=3)
-    health = http_backend()
-    env = {**aws.env, "AWS_ENDPOINT_URL": aws_gate.url, "ROLLBOT_LEASE_SECONDS": "2"}
-    config = catalog(tmp_path, health.url, IMAGE_TARGET.format(health=health.url))
-    bot = rollbot_server(config=config, env=env)
+    aws, health = api_bed.aws, api_bed.health
+    env = {"AWS_ENDPOINT_URL": aws_gate.url, "ROLLBOT_LEASE_SECONDS": "2"}
+    bot = api_bed.start_bot(env=env, extra=IMAGE_TARGET.format(health=health.url))
     value, rollback_id = start_rollback(bot, fake_slack, "api-image to v1 because crash test")
     killed = crash_bot(bot, aws_gate, health, "RegisterTaskDefinition", "after")
     click(bot, "rollback_approve", value, LEAD)
     restart_after_kill(bot, killed)
 
-    finish(fake_slack, tmp_path / "rollbot.db", rollback_id)
+    finish(fake_slack, api_bed.db, rollback_id)
     assert aws_gate.forwarded["RegisterTaskDefinition"] == 1
     assert aws_gate.forwarded["UpdateService"] == 1
     running = service_state(aws, CLUSTER, SERVICE)["taskDefinition"]

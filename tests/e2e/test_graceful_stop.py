@@ -6,40 +6,28 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from tests.e2e.test_rollback_flow import (
+from tests.e2e.helpers import (
     LEAD,
     REQUESTER,
+    ApiTestBed,
     approval_value,
-    catalog,
     click,
     is_completion,
     read_journal,
     record_state,
+    request_rollback,
 )
-from tests.testbed.aws import Aws, make_ecs_service
 from tests.testbed.slack_api import FakeSlackApi
 from tests.testbed.slack_requests import slash_command
 
 
 def test_sigterm_finishes_an_acknowledged_request_before_exiting(
-    aws: Aws,
-    fake_slack: FakeSlackApi,
-    rollbot_server: Callable[..., Any],
-    http_backend: Any,
-    tmp_path: Path,
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    health = http_backend()
+    health = api_bed.health
     health.delay = 0.7  # the diagnostics take a few seconds after the ack
-    config = catalog(tmp_path, health.url)
-    leaving, staying = (
-        rollbot_server(config=config, env=aws.env),
-        rollbot_server(config=config, env=aws.env),
-    )
+    leaving, staying = api_bed.start_bot(), api_bed.start_bot()
     status, _ = leaving.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
     assert status == 200
     assert fake_slack.calls_to("chat.postMessage") == []  # still capturing diagnostics
@@ -49,31 +37,24 @@ def test_sigterm_finishes_an_acknowledged_request_before_exiting(
     value = approval_value(fake_slack)
     assert "listener(s) still running" not in leaving.stderr_text()
     rollback_id = json.loads(value)["id"]
-    assert record_state(tmp_path / "rollbot.db", rollback_id) == "awaiting_approval"
+    assert record_state(api_bed.db, rollback_id) == "awaiting_approval"
     health.delay = 0
     click(staying, "rollback_approve", value, LEAD)
     fake_slack.wait_for("chat.postMessage", is_completion, timeout=30)
 
 
 def test_sigterm_hands_a_running_playbook_to_another_replica_at_once(
-    aws: Aws,
-    fake_slack: FakeSlackApi,
-    rollbot_server: Callable[..., Any],
-    http_backend: Any,
-    tmp_path: Path,
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    health = http_backend()
+    health = api_bed.health
     # a long lease: the survivor must not be waiting for the leaver's claim to lapse
-    env = {**aws.env, "ROLLBOT_LEASE_SECONDS": "60", "ROLLBOT_DRAIN_SECONDS": "1"}
-    config = catalog(tmp_path, health.url)
-    first = rollbot_server(config=config, env=env)
-    first.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
-    value = approval_value(fake_slack)
+    env = {"ROLLBOT_LEASE_SECONDS": "60", "ROLLBOT_DRAIN_SECONDS": "1"}
+    first = api_bed.start_bot(env=env)
+    value = request_rollback(first, fake_slack, "api")
     health.status = 503  # the playbook stays in its verification step
     click(first, "rollback_approve", value, LEAD)
-    second = rollbot_server(config=config, env=env)  # started after the first claimed the job
-    db = tmp_path / "rollbot.db"
+    second = api_bed.start_bot(env=env)  # started after the first claimed the job
+    db = api_bed.db
     deadline = time.monotonic() + 20
     while "health" not in [e.step_id for e in read_journal(db) if e.event == "start"]:
         assert time.monotonic() < deadline, "the playbook never reached its health check"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_rollback_flow import LEAD, REQUESTER, approval_value, click, is_completion
-from tests.playbooks.test_alb import actions, make_listener
+from tests.e2e.helpers import LEAD, REQUESTER, approval_value, click, is_completion
+from tests.testbed.alb import actions, make_listener
 from tests.testbed.aws import Aws
 from tests.testbed.slack_api import FakeSlackApi
 from tests.testbed.slack_requests import slash_command

@@ -8,36 +8,34 @@ import json
 import signal
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
-from tests.e2e.test_rollback_flow import LEAD, REQUESTER, approval_value, catalog, click
-from tests.testbed.aws import Aws, make_ecs_service, service_state
+from tests.e2e.helpers import (
+    CLUSTER,
+    LEAD,
+    REQUESTER,
+    SERVICE,
+    ApiTestBed,
+    approval_value,
+    click,
+)
+from tests.testbed.aws import service_state
 from tests.testbed.slack_api import FakeSlackApi
 from tests.testbed.slack_requests import slash_command
 
 
 def test_three_replicas_kill_the_executor(
-    aws: Aws,
-    fake_slack: FakeSlackApi,
-    redis_url: str,
-    rollbot_server: Any,
-    http_backend: Any,
-    tmp_path: Path,
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi, redis_url: str
 ) -> None:
     import redis
 
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    health = http_backend()
+    health = api_bed.health
     health.status = 503  # keeps the rollback in verification while we kill its executor
     env = {
-        **aws.env,
         "REDIS_URL": redis_url,
         "ROLLBOT_STATUS_INTERVAL": "1",
         "ROLLBOT_LEASE_SECONDS": "2",
     }
-    config = catalog(tmp_path, health.url)
-    bots = [rollbot_server(config=config, env=env) for _ in range(3)]
+    bots = [api_bed.start_bot(env=env) for _ in range(3)]
     spread = itertools.cycle(bots)
 
     next(spread).sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
@@ -81,7 +79,5 @@ def test_three_replicas_kill_the_executor(
         if json.loads(e)["event"] == "start"
     ]
     assert starts.count("update") == 1
-    assert service_state(aws, "sandbox-broker-cluster", "sandbox-broker")[
-        "taskDefinition"
-    ].endswith(":2")
+    assert service_state(api_bed.aws, CLUSTER, SERVICE)["taskDefinition"].endswith(":2")
     assert fake_slack.errors == []

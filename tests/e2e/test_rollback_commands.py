@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_rollback_flow import (
+from tests.e2e.helpers import (
+    CLUSTER,
     LEAD,
     REQUESTER,
+    SERVICE,
+    ApiTestBed,
     approval_value,
-    catalog,
     click,
+    request_rollback,
 )
 from tests.testbed.aws import Aws, make_ecs_service, service_state
 from tests.testbed.slack_api import FakeSlackApi
@@ -23,11 +26,9 @@ def rollback_id(fake: FakeSlackApi) -> str:
     return json.loads(approval_value(fake))["id"]
 
 
-def test_status_cancel_and_history(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
-) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
+def test_status_cancel_and_history(api_bed: ApiTestBed, fake_slack: FakeSlackApi) -> None:
+    aws = api_bed.aws
+    bot = api_bed.start_bot()
     bot.sender.post(*slash_command("/rollback", "api because testing", user_id=REQUESTER))
     rid = rollback_id(fake_slack)
 
@@ -42,12 +43,9 @@ def test_status_cancel_and_history(
     # the target is free again, and a click on the old buttons does nothing
     click(bot, "rollback_approve", json.dumps({"id": rid}), LEAD)
     fake_slack.wait_for_response(lambda r: "already cancelled" in r.get("text", ""))
-    assert service_state(aws, "sandbox-broker-cluster", "sandbox-broker")[
-        "taskDefinition"
-    ].endswith(":3")
+    assert service_state(aws, CLUSTER, SERVICE)["taskDefinition"].endswith(":3")
 
-    bot.sender.post(*slash_command("/rollback", "api to 2", user_id=REQUESTER))
-    second_value = approval_value(fake_slack, nth=1)
+    second_value = request_rollback(bot, fake_slack, "api to 2", nth=1)
     second = json.loads(second_value)["id"]
     assert second != rid
     click(bot, "rollback_approve", second_value, LEAD)
@@ -80,11 +78,8 @@ def modal_values(target: str, ref: str, reason: str, severity: str = "high") -> 
     }
 
 
-def test_form_opens_validates_and_starts(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
-) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
+def test_form_opens_validates_and_starts(api_bed: ApiTestBed, fake_slack: FakeSlackApi) -> None:
+    bot = api_bed.start_bot()
     assert bot.sender.post(*slash_command("/rollback", ""))[0] == 200
     view = fake_slack.wait_for("views.open")[0].args["view"]
     assert view["callback_id"] == "rollback_modal"
@@ -120,14 +115,11 @@ def test_form_opens_validates_and_starts(
 
 
 def test_failed_rollback_posts_failure_and_options(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    health = http_backend()
-    health.status = 500
-    bot = rollbot_server(config=catalog(tmp_path, health.url), env=aws.env)
-    bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
-    click(bot, "rollback_approve", approval_value(fake_slack), LEAD)
+    api_bed.health.status = 500
+    bot = api_bed.start_bot()
+    click(bot, "rollback_approve", request_rollback(bot, fake_slack, "api"), LEAD)
     failed = fake_slack.wait_for(
         "chat.postMessage", lambda c: "ROLLBACK FAILED" in c.args["text"], timeout=40
     )[0]
@@ -147,7 +139,7 @@ def test_failed_rollback_posts_failure_and_options(
 def test_dangerous_playbook_needs_a_second_confirmation(
     aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, tmp_path: Path
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "worker", "worker", desired=2)
+    make_ecs_service(aws, CLUSTER, "worker", "worker", desired=2)
     (tmp_path / "stop-db-writer.yml").write_text(
         "name: stop-db-writer\ndescription: Stop the writer before a database restore\n"
         "dangerous: true\nparams:\n  cluster: {type: str, required: true}\n"
@@ -161,19 +153,20 @@ def test_dangerous_playbook_needs_a_second_confirmation(
         "    service: worker\n    region: eu-central-1\n"
     )
     bot = rollbot_server(config=config, env=aws.env)
-    bot.sender.post(*slash_command("/rollback", "writer because restore", user_id=REQUESTER))
-    click(bot, "rollback_approve", approval_value(fake_slack), LEAD)
+    click(
+        bot, "rollback_approve", request_rollback(bot, fake_slack, "writer because restore"), LEAD
+    )
     confirm = fake_slack.wait_for(
         "chat.postMessage", lambda c: "Second confirmation" in c.args["text"]
     )[0]
     actions = next(b for b in confirm.args["blocks"] if b["type"] == "actions")
     assert [e["text"]["text"] for e in actions["elements"]] == ["Confirm", "Reject"]
     time.sleep(1.5)  # nothing runs on the first approval
-    assert service_state(aws, "sandbox-broker-cluster", "worker")["desiredCount"] == 2
+    assert service_state(aws, CLUSTER, "worker")["desiredCount"] == 2
     value = actions["elements"][0]["value"]
     confirm_ts = confirm.response["ts"]
     click(bot, "rollback_confirm", value, "U0MALLORY", message_ts=confirm_ts)
     fake_slack.wait_for_response(lambda r: "Only the approvers" in r.get("text", ""))
     click(bot, "rollback_confirm", value, LEAD, message_ts=confirm_ts)
     fake_slack.wait_for("chat.postMessage", lambda c: "ROLLBACK COMPLETE" in c.args["text"])
-    assert service_state(aws, "sandbox-broker-cluster", "worker")["desiredCount"] == 0
+    assert service_state(aws, CLUSTER, "worker")["desiredCount"] == 0

@@ -10,27 +10,28 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_rollback_flow import LEAD, REQUESTER, approval_value, click
-from tests.playbooks.test_host_playbooks import Host, make_host, version
+from tests.e2e.helpers import (
+    LEAD,
+    REQUESTER,
+    approval_value,
+    click,
+    has_ended,
+    request_rollback,
+)
 from tests.testbed.aws import Aws, make_ecs_service, service_state
 from tests.testbed.compose_shim import compose_shim_fixture  # noqa: F401  (fixture)
 from tests.testbed.github_api import TOKEN, FakeGitHub, sha
-from tests.testbed.slack_api import Call, FakeSlackApi
+from tests.testbed.host import Host, make_host, version
+from tests.testbed.slack_api import FakeSlackApi
 from tests.testbed.slack_requests import slash_command
 
 Bot = Callable[..., Any]
 
 
-def ended(call: Call) -> bool:
-    text = call.args.get("text", "")
-    return "ROLLBACK COMPLETE" in text or "ROLLBACK FAILED" in text
-
-
 def roll_back(bot: Any, fake_slack: FakeSlackApi, text: str, approver: str = LEAD) -> str:
     """`/rollback TEXT`, approved by someone else; returns the announcement of how it ended."""
-    bot.sender.post(*slash_command("/rollback", text, user_id=REQUESTER))
-    click(bot, "rollback_approve", approval_value(fake_slack), approver)
-    return fake_slack.wait_for("chat.postMessage", ended, timeout=60)[0].args["text"]
+    click(bot, "rollback_approve", request_rollback(bot, fake_slack, text), approver)
+    return fake_slack.wait_for("chat.postMessage", has_ended, timeout=60)[0].args["text"]
 
 
 def catalog(name: str, **target: Any) -> dict[str, Any]:
@@ -128,7 +129,7 @@ def test_runbook_002_a_failed_run_fails_the_rollback_with_its_link(
     value = approval_value(fake_slack)
     checked_before = health.hits  # the diagnostics sample the health URL before asking
     click(bot, "rollback_approve", value, LEAD)
-    text = fake_slack.wait_for("chat.postMessage", ended, timeout=60)[0].args["text"]
+    text = fake_slack.wait_for("chat.postMessage", has_ended, timeout=60)[0].args["text"]
     (run,) = github.dispatched()
     assert "ROLLBACK FAILED" in text and "ended failure" in text
     assert f"https://github.com/{REPO}/actions/runs/{run.id}" in text

@@ -5,33 +5,30 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
 
-from tests.e2e.test_rollback_flow import (
+from tests.e2e.helpers import (
     LEAD,
     REQUESTER,
+    ApiTestBed,
     approval_value,
     audit_actions,
-    catalog,
     click,
     is_completion,
     record_state,
+    request_rollback,
 )
-from tests.testbed.aws import Aws, make_ecs_service
 from tests.testbed.ports import wait_until
 from tests.testbed.slack_api import FakeSlackApi
 from tests.testbed.slack_requests import sign, slash_command
 
 
 def test_rate_limited_slack_still_gets_every_post_once_in_order(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
+    bot = api_bed.start_bot()
     fake_slack.fail_next("chat.postMessage", 2, status=429, retry_after=1)
     fake_slack.fail_next("files.getUploadURLExternal", 1, status=503)
-    bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
-    value = approval_value(fake_slack)
+    value = request_rollback(bot, fake_slack, "api")
     fake_slack.fail_next("chat.postMessage", 2, status=429, retry_after=1)
     fake_slack.fail_next("chat.update", 1, status=500)
     click(bot, "rollback_approve", value, LEAD)
@@ -51,10 +48,9 @@ def test_rate_limited_slack_still_gets_every_post_once_in_order(
 
 
 def test_retried_delivery_of_a_command_is_answered_once(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
+    bot = api_bed.start_bot()
     body, headers = slash_command("/rollback", "api because retried", user_id=REQUESTER)
     assert bot.sender.post(body, headers)[0] == 200
     retried = sign(body, retry_num=1)  # Slack's redelivery: the same body, a retry header
@@ -69,19 +65,17 @@ def test_retried_delivery_of_a_command_is_answered_once(
 
 
 def test_posts_slack_keeps_refusing_wait_in_the_outbox_and_arrive_in_order_after_a_crash(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    bot = rollbot_server(config=catalog(tmp_path, http_backend().url), env=aws.env)
-    bot.sender.post(*slash_command("/rollback", "api because outage", user_id=REQUESTER))
-    value = approval_value(fake_slack)
+    bot = api_bed.start_bot()
+    value = request_rollback(bot, fake_slack, "api because outage")
     rollback_id = json.loads(value)["id"]
     # Slack is down for longer than slack_sdk's retries last
     fake_slack.fail_next("chat.postMessage", 1000, status=503)
     fake_slack.fail_next("files.getUploadURLExternal", 1000, status=503)
     click(bot, "rollback_approve", value, LEAD)
 
-    db = tmp_path / "rollbot.db"
+    db = api_bed.db
     wait_until(lambda: record_state(db, rollback_id) == "succeeded", 60, "the rollback")
     wait_until(lambda: len(outbox(db)) == 3, 30, "3 queued calls")  # progress, end, report
     methods = [m for m, _ in outbox(db)]

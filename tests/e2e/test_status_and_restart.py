@@ -5,20 +5,20 @@ from __future__ import annotations
 import itertools
 import signal
 import time
-from pathlib import Path
-from typing import Any
 
-from tests.e2e.test_rollback_flow import (
+from tests.e2e.helpers import (
+    CLUSTER,
     LEAD,
     REQUESTER,
-    approval_value,
-    catalog,
+    SERVICE,
+    ApiTestBed,
     click,
     is_completion,
     read_journal,
     record_state,
+    request_rollback,
 )
-from tests.testbed.aws import Aws, make_ecs_service, service_state
+from tests.testbed.aws import service_state
 from tests.testbed.slack_api import Call, FakeSlackApi
 from tests.testbed.slack_requests import slash_command
 
@@ -28,15 +28,13 @@ def is_status(call: Call) -> bool:
 
 
 def test_status_updates_continue_across_a_kill_and_restart(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    health = http_backend()
+    health = api_bed.health
     health.status = 503  # verification is slow: the service answers 503 for a while
-    env = {**aws.env, "ROLLBOT_STATUS_INTERVAL": "1", "ROLLBOT_LEASE_SECONDS": "2"}
-    bot = rollbot_server(config=catalog(tmp_path, health.url), env=env)
-    bot.sender.post(*slash_command("/rollback", "api because slow", user_id=REQUESTER))
-    click(bot, "rollback_approve", approval_value(fake_slack), LEAD)
+    env = {"ROLLBOT_STATUS_INTERVAL": "1", "ROLLBOT_LEASE_SECONDS": "2"}
+    bot = api_bed.start_bot(env=env)
+    click(bot, "rollback_approve", request_rollback(bot, fake_slack, "api because slow"), LEAD)
 
     before = fake_slack.wait_for("chat.postMessage", is_status, count=3, timeout=20)
     gaps = [b.at - a.at for a, b in itertools.pairwise(before)]
@@ -55,24 +53,20 @@ def test_status_updates_continue_across_a_kill_and_restart(
         "resumed by replica" in c.args["text"] for c in fake_slack.calls_to("chat.postMessage")
     )
     assert "ROLLBACK COMPLETE" in done.args["text"]
-    journal = read_journal(tmp_path / "rollbot.db")
+    journal = read_journal(api_bed.db)
     starts = [e.step_id for e in journal if e.event == "start"]
     assert starts.count("update") == 1  # the change was never made twice
     assert starts.count("health") == 2  # the read-only check simply ran again
-    assert service_state(aws, "sandbox-broker-cluster", "sandbox-broker")[
-        "taskDefinition"
-    ].endswith(":2")
+    assert service_state(api_bed.aws, CLUSTER, SERVICE)["taskDefinition"].endswith(":2")
     assert fake_slack.errors == []
 
 
 def test_a_request_whose_bot_died_while_preparing_is_ended_and_its_target_freed(
-    aws: Aws, fake_slack: FakeSlackApi, rollbot_server: Any, http_backend: Any, tmp_path: Path
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
-    make_ecs_service(aws, "sandbox-broker-cluster", "sandbox-broker", "sandbox-broker")
-    health = http_backend()
+    health = api_bed.health
     health.delay = 1.0  # the diagnostics take a few seconds after the ack
-    env = {**aws.env, "ROLLBOT_LEASE_SECONDS": "2"}
-    bot = rollbot_server(config=catalog(tmp_path, health.url), env=env)
+    bot = api_bed.start_bot(env={"ROLLBOT_LEASE_SECONDS": "2"})
     status, _ = bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
     assert status == 200
     bot.kill(signal.SIGKILL)  # inside the preparation: nothing posted, the target locked
@@ -85,8 +79,8 @@ def test_a_request_whose_bot_died_while_preparing_is_ended_and_its_target_freed(
     assert "stopped while it was being prepared" in told.args["text"]
     assert "Nothing was changed" in told.args["text"]
     rollback_id = told.args["text"].split("`")[1]
-    assert record_state(tmp_path / "rollbot.db", rollback_id) == "interrupted"
+    assert record_state(api_bed.db, rollback_id) == "interrupted"
     health.delay = 0
-    bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
-    approval_value(fake_slack)  # the target is free: the new request reaches its approver
+    # the target is free: the new request reaches its approver
+    request_rollback(bot, fake_slack, "api")
     assert fake_slack.errors == []

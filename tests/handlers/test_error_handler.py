@@ -16,7 +16,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.services import Services, build_services
 from bot.settings import Settings
-from bot.slack.app import build_app, guarded
+from bot.slack.app import build_app
+from bot.slack.listeners import guarded
 from bot.web import build_web_app
 from tests.testbed.ports import free_port
 from tests.testbed.slack_api import TOKEN, FakeSlackApi

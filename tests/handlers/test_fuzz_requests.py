@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+import handlers
 from bot.services import build_services
 from bot.settings import Settings
 from bot.slack.app import build_app
@@ -56,6 +57,7 @@ class Harness:
         )
         self.services = self.loop.run_until_complete(build_services(cfg))
         self.app = build_app(self.services, process_before_response=True)
+        handlers.register(self.app)
 
     def send(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         fuzz_counter.tried += 1

@@ -10,15 +10,16 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
 
-from playbooks.base import STEP_TYPES, AwsClients, StepContext, StepFailed
+from playbooks.aws import AwsClients, failure
+from playbooks.base import STEP_TYPES, StepContext, StepFailed
 from playbooks.loader import load_playbook
 from playbooks.steps.ecs import (
     EcsResolveRevision,
     EcsUpdateService,
     EcsWaitStable,
-    ecs_failure,
     family_and_revision,
 )
+from playbooks.steps.ecs_taskdef import _shown_env
 from tests.testbed.aws import ACCOUNT, REGION, Aws, make_ecs_service, service_state
 
 CLUSTER = "sandbox-broker-cluster"
@@ -244,14 +245,12 @@ async def test_no_region_is_a_readable_failure(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_connection_and_credential_problems_read_well() -> None:
-    down = ecs_failure(
-        EndpointConnectionError(endpoint_url="https://ecs.x"), "ecs.update_service", "c", "s", "r"
-    )
+    down = failure(EndpointConnectionError(endpoint_url="https://ecs.x"), "ecs.update_service", "r")
     assert str(down) == (
         "ecs.update_service: cannot reach the ECS API in r: Could not connect to the endpoint URL:"
         ' "https://ecs.x"'
     )
-    creds = ecs_failure(NoCredentialsError(), "ecs.describe_services", "c", "s", "r")
+    creds = failure(NoCredentialsError(), "ecs.describe_services", "r")
     assert "no AWS credentials found" in str(creds)
 
 
@@ -533,3 +532,12 @@ async def test_throttling_after_retries_says_how_many() -> None:
     assert str(failed.value) == (
         "AWS kept throttling ecs.update_service after 5 attempts; try again in a minute"
     )
+
+
+def test_plans_hide_every_name_the_redactor_counts_as_secret() -> None:
+    env = [
+        {"name": "DB_PWD", "value": "S3cretPw1"},
+        {"name": "SENTRY_DSN", "value": "https://k@sentry.example/1"},
+        {"name": "MODE", "value": "multi"},
+    ]
+    assert _shown_env(env) == "[DB_PWD=[redacted], SENTRY_DSN=[redacted], MODE=multi]"

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from playbooks.runner import plan, step_context
-from tests.playbooks.test_host_playbooks import Host, _only, make_host, run, target
+from tests.playbooks.test_host_playbooks import _only, run, target
 from tests.testbed.compose_shim import compose_shim_fixture  # noqa: F401
+from tests.testbed.host import Host, make_host
 from tests.testbed.postgres import SUPERUSER, PostgresServer
 
 SCHEMA = """

@@ -4,10 +4,6 @@ proxying to a good and a bad backend, real git, and compose through the checked 
 from __future__ import annotations
 
 import shutil
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +16,9 @@ from playbooks.loader import load_playbook, shipped_playbooks, step_types
 from playbooks.runner import PlaybookRunner, RunResult, plan, step_context
 from playbooks.steps import alb, compose, files, git, github, rds, shell  # noqa: F401  (types)
 from playbooks.steps import nginx as nginx_steps  # noqa: F401
-from tests.testbed.compose_shim import ComposeShim, compose_shim_fixture  # noqa: F401
-from tests.testbed.git import GitRepo
-from tests.testbed.nginx import AppBackend, Nginx
+from tests.testbed.compose_shim import compose_shim_fixture  # noqa: F401
+from tests.testbed.host import make_host, version
 from tests.testbed.ports import wait_until
-
-
-def version(server: Nginx) -> str:
-    try:
-        with urllib.request.urlopen(f"{server.url}/api/health/", timeout=5) as resp:
-            return resp.headers.get("X-App-Version", "")
-    except urllib.error.HTTPError as exc:
-        return exc.headers.get("X-App-Version", "")
 
 
 def target(tmp_path: Path, playbook: str, **params: Any) -> Any:
@@ -48,50 +35,6 @@ async def run(tmp_path: Path, tgt: Any, ref: str = "previous", rid: str = "rb-1"
         return await PlaybookRunner(store, rid).run(tgt.steps, step_context(tgt, ref))
     finally:
         await store.close()
-
-
-@dataclass
-class Host:
-    """One compose + nginx host: the app checkout (git), its compose project, nginx, backends."""
-
-    repo: GitRepo
-    shim: ComposeShim
-    server: Nginx
-    good: AppBackend
-    bad: AppBackend
-    state: Path
-
-    def params(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "app_dir": str(self.repo.path),
-            "compose_project": "arena",
-            "nginx_conf": str(self.server.conf_path),
-            "nginx_backup": str(self.server.prefix / "nginx.conf.pre-hybrid.bak"),
-            "nginx_command": self.server.command(),
-            "lock_file": str(self.state / "deployment.lock"),
-            "health_urls": [f"{self.server.url}/api/health/"],
-            **extra,
-        }
-
-    def deploy_bad_release(self, config: str | None = None) -> str:
-        """The deployment that goes wrong: new code, nginx routed to the bad backend."""
-        self.server.write_config(config or self.server.config(self.bad.url))
-        self.server.reload()
-        return self.repo.commit("hybrid WSGI+ASGI", {"app/version.txt": "2\n"})
-
-
-def make_host(
-    tmp_path: Path,
-    git_repo: Callable[..., GitRepo],
-    compose_shim: Callable[..., ComposeShim],
-    nginx: Callable[..., Nginx],
-    app_backend: Callable[..., AppBackend],
-) -> Host:
-    repo = git_repo()
-    shim = compose_shim(app_dir=repo.path)
-    repo.commit("compose file", {})
-    good, bad = app_backend("good"), app_backend("bad", status=500)
-    return Host(repo, shim, nginx(good.url), good, bad, tmp_path)
 
 
 async def test_backup_then_config_rollback_serves_the_good_backend(

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from playbooks.base import AwsClients
+from playbooks.aws import AwsClients
 
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"  # moto's default account id, as it appears in every ARN

@@ -1,5 +1,6 @@
-"""Hides secrets in everything a diagnosis shows or stores: by variable name, by token shape,
-and by value once a value has been seen under a secret name."""
+"""The one definition of what counts as secret, and the redactor: hides secrets in everything a
+diagnosis or a plan shows or stores, by variable name, by token shape, and by value once a value
+has been seen under a secret name."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 
 HIDDEN = "[redacted]"
 # Names whose values are never shown (environment variables, task-definition secrets).
-DEFAULT_NAME_PATTERNS: tuple[str, ...] = (
-    r"(?i)(secret|token|password|passwd|pwd|key|credential|auth|private|dsn)",
-)
+SECRET_NAME_PATTERN = r"(?i)(secret|token|password|passwd|pwd|key|credential|auth|private|dsn)"
+SECRET_NAME = re.compile(SECRET_NAME_PATTERN)
+DEFAULT_NAME_PATTERNS: tuple[str, ...] = (SECRET_NAME_PATTERN,)
 # Shapes of secrets in free text (log lines, error messages, URLs): (pattern, replacement).
 TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (

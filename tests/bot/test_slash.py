@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot import commands as cmd
+from bot import slash as cmd
 
 
 @pytest.mark.parametrize(

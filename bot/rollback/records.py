@@ -1,16 +1,21 @@
-"""Store operations for rollbacks: create, move state by compare-and-set, locks, audit."""
+"""Store operations for rollbacks: create, move state by compare-and-set, locks, queries."""
 
 from __future__ import annotations
 
+import re
 import secrets
-import time
 from typing import Any
 
 from bot.rollback.models import KIND, TERMINAL, RollbackData, State
-from bot.store.base import AuditEntry, Record, Store, now
+from bot.store.audit import audit_entry
+from bot.store.base import Record, Store, now
 
 # A target lock outlives any single replica only this long without being renewed.
 TARGET_LOCK_TTL = 4 * 3600.0
+
+
+# What a rollback id looks like (see new_id); anything else in a button is forged.
+ID = re.compile(r"^rb-[a-z0-9]{4,32}$")
 
 
 def new_id() -> str:
@@ -31,14 +36,6 @@ def exec_lock(rollback_id: str) -> str:
 
 def data_of(record: Record) -> RollbackData:
     return RollbackData.model_validate(record.data)
-
-
-def audit_entry(actor: str, action: str, subject: str, **detail: Any) -> AuditEntry:
-    return AuditEntry(at=now(), actor=actor, action=action, subject=subject, detail=detail)
-
-
-async def audit(store: Store, actor: str, action: str, subject: str, **detail: Any) -> None:
-    await store.audit(audit_entry(actor, action, subject, **detail))
 
 
 async def create(store: Store, rollback_id: str, data: RollbackData) -> Record:
@@ -109,29 +106,3 @@ async def list_rollbacks(
     if target:
         records = [r for r in records if r.data.get("target") == target]
     return records[:limit]
-
-
-class ApproverDirectory:
-    """Resolves user-group approvers live through Slack, caching each group briefly."""
-
-    def __init__(self, client: Any, ttl: float = 60.0) -> None:
-        self.client = client
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, set[str]]] = {}
-
-    async def members(self, group_id: str) -> set[str]:
-        hit = self._cache.get(group_id)
-        if hit and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]
-        response = await self.client.usergroups_users_list(usergroup=group_id)
-        users = set(response.get("users") or [])
-        self._cache[group_id] = (time.monotonic(), users)
-        return users
-
-    async def is_approver(self, user: str, approvers: list[str]) -> bool:
-        if user in approvers:
-            return True
-        for group in (a for a in approvers if a.startswith("S")):
-            if user in await self.members(group):
-                return True
-        return False
