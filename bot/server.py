@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.signals import install_signal_handlers
 from bot.slack import outbox
 from bot.slack.app import build_app
+from bot.slack.socket import EnvelopeSocketModeHandler
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,11 @@ async def _serve(
     await runner.setup()
     socket_handler = None
     if socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        socket_handler = AsyncSocketModeHandler(bolt, settings.secret("slack_app_token"))
+        socket_handler = EnvelopeSocketModeHandler(
+            bolt,
+            settings.secret("slack_app_token") or "",
+            ping_interval=settings.rollbot_socket_ping_seconds,
+        )
         await socket_handler.connect_async()
     else:
         await web.TCPSite(runner, host, port).start()
