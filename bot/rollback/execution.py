@@ -195,7 +195,7 @@ class Execution:
             durable=True,
         )
         await records.release_target(self.services.store, data.target, self.id)
-        await self.slack.upload(
+        await self.slack.attach(
             data.channel,
             data.thread_ts,
             filename=f"incident-report-{self.id}.md",

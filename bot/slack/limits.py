@@ -47,9 +47,12 @@ def cut_start(text: str, limit: int) -> str:
     return ELLIPSIS + cut(text[::-1], limit)[-2::-1]
 
 
-def more(count: int, noun: str = "more") -> str:
-    """The line that says what a message leaves out."""
-    return f"{ELLIPSIS} and {count} {noun} — full text in the thread"
+IN_THREAD = "full text in the thread"
+
+
+def more(count: int, noun: str = "more", where: str = IN_THREAD) -> str:
+    """The line that says what a message leaves out, and where to find it."""
+    return f"{ELLIPSIS} and {count} {noun} — {where}"
 
 
 def close_fences(text: str) -> str:
@@ -94,7 +97,9 @@ def fit_items(
     return Fitted(text, omitted)
 
 
-def split_text(text: str, limit: int = SECTION_TEXT, most: int = 6) -> tuple[list[str], int]:
+def split_text(
+    text: str, limit: int = SECTION_TEXT, most: int = 6, where: str = IN_THREAD
+) -> tuple[list[str], int]:
     """`text` split at line ends into at most `most` pieces of at most `limit` units each; a
     code fence open at a split is closed and reopened in the next piece. Returns the pieces and
     how many lines did not fit in them (the last piece then ends in the "and N more" line)."""
@@ -103,7 +108,7 @@ def split_text(text: str, limit: int = SECTION_TEXT, most: int = 6) -> tuple[lis
     current: list[str] = []
     in_fence = False
     reopen = ""
-    budget = limit - utf16_len(more(len(lines), "more lines")) - len(FENCE) - 2
+    budget = limit - utf16_len(more(len(lines), "more lines", where)) - len(FENCE) - 2
     for index, line in enumerate(lines):
         line = cut(line, budget)
         trial = "\n".join([*current, line])
@@ -112,7 +117,7 @@ def split_text(text: str, limit: int = SECTION_TEXT, most: int = 6) -> tuple[lis
             pieces.append("\n".join(current) + ("\n" + FENCE if in_fence else ""))
             if len(pieces) == most:
                 omitted = len(lines) - index
-                pieces[-1] += "\n" + more(omitted, "more lines")
+                pieces[-1] += "\n" + more(omitted, "more lines", where)
                 return pieces, omitted
             current = [reopen] if in_fence else []
         current.append(line)
@@ -121,3 +126,20 @@ def split_text(text: str, limit: int = SECTION_TEXT, most: int = 6) -> tuple[lis
             reopen = FENCE
     pieces.append(close_fences("\n".join(current)))
     return pieces, 0
+
+
+def sections(
+    text: str, most: int = 6, where: str = IN_THREAD
+) -> tuple[list[dict[str, object]], int]:
+    """`text` as section blocks within Slack's limits (see split_text), and the lines left out."""
+    pieces, omitted = split_text(text, SECTION_TEXT, most, where)
+    blocks: list[dict[str, object]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in pieces if piece
+    ]
+    return blocks, omitted
+
+
+def section_block(text: str) -> dict[str, object]:
+    """One section of mrkdwn, cut (saying so) to fit; fences closed."""
+    fitted = text if utf16_len(text) <= SECTION_TEXT else cut(text, SECTION_TEXT - 4)
+    return {"type": "section", "text": {"type": "mrkdwn", "text": close_fences(fitted)}}
