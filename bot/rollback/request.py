@@ -159,6 +159,15 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
         thread_ts=data.thread_ts,
         subject=rollback_id,
     )
+    if not msg.plan_section(data)[1]:  # the approval request shows part of it: the rest here
+        await slack.attach(
+            data.channel,
+            data.thread_ts,
+            filename=f"plan-{rollback_id}.md",
+            content=msg.plan_document(rollback_id, data),
+            title=f"Plan of rollback {rollback_id}",
+            subject=rollback_id,
+        )
     moved = await records.move(
         services.store,
         rollback_id,

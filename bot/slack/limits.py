@@ -73,27 +73,35 @@ class Fitted:
 
 
 def fit_items(
-    head: str, items: list[str], limit: int = SECTION_TEXT, noun: str = "more", sep: str = "\n"
+    head: str,
+    items: list[str],
+    limit: int = SECTION_TEXT,
+    noun: str = "more",
+    sep: str = "\n",
+    most: int | None = None,
+    where: str = IN_THREAD,
 ) -> Fitted:
-    """`head` then as many whole `items` as fit in `limit`, then the "and N more" line for the
-    rest; an item too long on its own is cut. Code fences inside items stay balanced."""
+    """`head` then as many whole `items` (at most `most`) as fit in `limit`, then the "and N
+    more" line for the rest; an item too long on its own is cut. Fences stay balanced."""
     text, shown = head, 0
     for i, item in enumerate(items):
-        tail = more(len(items) - i - 1, noun) if i + 1 < len(items) else ""
+        if most is not None and i >= most:
+            break
+        tail = more(len(items) - i - 1, noun, where) if i + 1 < len(items) else ""
         candidate = text + (sep if text else "") + item
         reserve = utf16_len(sep + tail) if tail else 0
         if utf16_len(close_fences(candidate)) + reserve <= limit:
             text, shown = candidate, shown + 1
             continue
         if shown == 0:  # not even one whole item: show the start of the first
-            room = limit - utf16_len(text + sep + more(len(items), noun)) - len(FENCE) - 2
+            room = limit - utf16_len(text + sep + more(len(items), noun, where)) - len(FENCE) - 2
             if room > 20:
                 text, shown = text + (sep if text else "") + cut(item, room), 1
         break
     text = close_fences(text)
     omitted = len(items) - shown
     if omitted:
-        text += ("\n" if text else "") + more(omitted, noun)
+        text += ("\n" if text else "") + more(omitted, noun, where)
     return Fitted(text, omitted)
 
 
