@@ -30,6 +30,7 @@ from bot.store.base import Record, now
 SECTION_LIMIT = SECTION_TEXT
 COMPLETION_SECTIONS = 6  # what a completion shows before the rest goes to the file
 OUTPUT_SHOWN = 1200  # the tail of a failed step's output shown in the message
+STATUS_LIST_TEXT = 4_000  # what Slack shows of a message's text before "Show more"
 
 
 @cache
@@ -380,7 +381,9 @@ def status_list(records: list[tuple[Record, RollbackData]], at: float) -> str:
         f"(requested by <@{d.requester}>) {link(d.channel, d.thread_ts)}"
         for r, d in records
     ]
-    return "*Rollbacks in progress*\n" + "\n".join(lines)
+    # each line links to its thread; those that do not fit are counted, not cut
+    where = "each has its thread in the incident channel"
+    return fit_items("*Rollbacks in progress*", lines, STATUS_LIST_TEXT, "more", where=where).text
 
 
 def history(records: list[tuple[Record, RollbackData]], target: str | None) -> str:
