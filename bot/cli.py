@@ -6,14 +6,26 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
 from bot.errors import ConfigError
+from bot.startup import StartupError
 
 log = logging.getLogger("rollbot")
+
+SERVE_DESCRIPTION = """\
+Serve Slack's HTTP requests (POST /slack/events), GET /healthz and GET /metrics.
+
+Before listening it checks the Slack token (auth.test), the store (REDIS_URL, else the SQLite
+file ROLLBOT_DB) and the port; any failure is one line on stderr and exit status 2.
+Settings come from the environment: SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (required),
+ROLLBOT_CONFIG (default ./rollbot.yml), REDIS_URL, ROLLBOT_DB (default ./rollbot.db),
+ROLLBOT_DRAIN_SECONDS (default 20: how long SIGTERM lets work finish); see the README.
+"""
 
 
 def _settings():
@@ -25,11 +37,32 @@ def _settings():
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rollbot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="HTTP mode: /slack/events, /healthz, /metrics")
-    serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--host", default="0.0.0.0")
+    serve = sub.add_parser(
+        "serve",
+        help="HTTP mode: /slack/events, /healthz, /metrics",
+        description=SERVE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("ROLLBOT_PORT") or "3000",  # argparse applies type=int
+        help="TCP port to listen on (default: ROLLBOT_PORT, else 3000; now %(default)s)",
+    )
+    serve.add_argument(
+        "--host",
+        default="0.0.0.0",
+        help="address to listen on (default: %(default)s, every interface; 127.0.0.1: this "
+        "machine only)",
+    )
     sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
-    sub.add_parser("check", help="validate settings, catalog and playbooks")
+    check_parser = sub.add_parser("check", help="validate settings, catalog, playbooks and store")
+    check_parser.add_argument(
+        "--online",
+        action="store_true",
+        help="also check the Slack token (auth.test), AWS credentials (sts "
+        "get-caller-identity) and GitHub (when GITHUB_TOKEN is set)",
+    )
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
     plan.add_argument("--to", dest="ref", default="previous")
@@ -50,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         match args.command:
             case "check":
-                return check(settings)
+                return asyncio.run(check(settings, online=args.online))
             case "plan":
                 return asyncio.run(plan_target(settings, args.target, args.ref))
             case "audit":
@@ -64,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return 2
+    except StartupError as exc:
+        print(f"rollbot: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 1
@@ -75,7 +111,10 @@ def _print_problems(exc: ConfigError) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def check(settings) -> int:
+async def check(settings, *, online: bool = False) -> int:
+    """Catalog and playbooks, then the store (Redis reachable, SQLite file writable); online:
+    also Slack, AWS and GitHub. Each reachability check prints one line."""
+    from bot import startup
     from bot.catalog import load_catalog
     from playbooks.loader import load_playbook, shipped_playbooks
 
@@ -94,13 +133,19 @@ def check(settings) -> int:
         print(f"warning: {warning}")
     if problems:
         _print_problems(ConfigError(problems))
-        return 1
-    assert catalog is not None
-    print(f"{catalog.path}: OK — {len(catalog.targets)} target(s)")
-    for name, target in sorted(catalog.targets.items()):
-        count = len(target.steps)
-        print(f"  {name}: {target.playbook.name} ({count} step{'' if count == 1 else 's'})")
-    return 0
+    else:
+        assert catalog is not None
+        print(f"{catalog.path}: OK — {len(catalog.targets)} target(s)")
+        for name, target in sorted(catalog.targets.items()):
+            count = len(target.steps)
+            print(f"  {name}: {target.playbook.name} ({count} step{'' if count == 1 else 's'})")
+    if online:
+        reached = await startup.online_checks(settings)
+    else:
+        reached = [await startup.store_check(settings)]
+    for outcome in reached:
+        print(outcome.line())
+    return 1 if problems or not all(outcome.ok for outcome in reached) else 0
 
 
 async def plan_target(settings, name: str, ref: str) -> int:

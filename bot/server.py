@@ -17,6 +17,7 @@ from bot.signals import install_signal_handlers
 from bot.slack import outbox
 from bot.slack.app import build_app
 from bot.slack.socket import EnvelopeSocketModeHandler
+from bot.startup import StartupError, listen_error, slack_token
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ async def run(settings: Settings, mode: str, port: int, host: str) -> int:
     problems = settings.problems(socket_mode=socket_mode)
     if problems:
         raise ConfigError.from_lines("environment", problems)
+    token = await slack_token(settings)
+    if not token.ok:
+        raise StartupError(token.detail)
     services = await build_services(settings)
     try:
         return await _serve(services, settings, socket_mode, port, host)
@@ -45,12 +49,10 @@ async def _serve(
     services.wake_jobs = worker.wake
     if stranded := await outbox.schedule_stranded(services.store):
         log.warning("Slack calls waiting without a drain job in %s: draining them", stranded)
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
-    worker_task = asyncio.create_task(worker.run())
     runner = web.AppRunner(build_web_app(bolt, services), shutdown_timeout=10.0)
     await runner.setup()
     socket_handler = None
+    # listen before anything runs in the background, so a port in use stops a quiet process
     if socket_mode:
         socket_handler = EnvelopeSocketModeHandler(
             bolt,
@@ -59,7 +61,14 @@ async def _serve(
         )
         await socket_handler.connect_async()
     else:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise listen_error(host, port, exc) from exc
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    worker_task = asyncio.create_task(worker.run())
     log.info(
         "rollbot %s on %s (store: %s, replica %s)",
         "socket" if socket_mode else "serve",

@@ -61,9 +61,12 @@ class Services:
 
 
 async def build_services(settings: Settings) -> Services:
-    """Load the catalog (raising ConfigError with every problem) and connect the store."""
+    """Load the catalog (raising ConfigError with every problem) and connect the store
+    (raising StartupError when it cannot be used)."""
+    from bot.startup import connect_store
+
     catalog = load_catalog(settings.rollbot_config)
     store = open_store(settings)
-    await store.connect()
+    await connect_store(store, settings)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     return Services(settings=settings, catalog=catalog, store=store, http=http)

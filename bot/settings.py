@@ -1,4 +1,4 @@
-"""Process settings read from the environment (the public contract in DESIGN.md)."""
+"""Process settings read from the environment (listed in the README and `rollbot serve --help`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,14 @@
-"""manifest.yml validates against Slack's published schema and asks for no more than needed."""
+"""manifest.yml validates against Slack's published schema and asks for no more than needed.
+
+Slack's manifest schemas are not part of this repository: set ROLLBOT_SLACK_SCHEMAS to a folder
+holding manifest.schema.1.0.0.json and manifest.schema.2.0.0.json to run the schema tests.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = ROOT.parent / "shared" / "slack"
+SCHEMAS_VARIABLE = "ROLLBOT_SLACK_SCHEMAS"
 SCOPES = {
     "commands",
     "chat:write",
@@ -24,11 +29,15 @@ SCOPES = {
 
 
 def schema_for(manifest: dict[str, Any]) -> dict[str, Any]:
-    if not SCHEMAS.is_dir():
-        pytest.fail(f"Slack's manifest schemas are expected in {SCHEMAS}")
+    folder = os.environ.get(SCHEMAS_VARIABLE)
+    if not folder:
+        pytest.skip(f"{SCHEMAS_VARIABLE} is not set: no copy of Slack's manifest schemas to check")
     major = (manifest.get("_metadata") or {}).get("major_version")
     name = "manifest.schema.2.0.0.json" if major == 2 else "manifest.schema.1.0.0.json"
-    return json.loads((SCHEMAS / name).read_text())
+    path = Path(folder) / name
+    if not path.is_file():  # set but wrong: a mistake to report, not a reason to skip
+        pytest.fail(f"{SCHEMAS_VARIABLE}={folder} holds no {name}", pytrace=False)
+    return json.loads(path.read_text())
 
 
 @pytest.fixture

@@ -47,9 +47,6 @@ async def request_rollback(
         await respond(response_type="ephemeral", text=refusal)
         return None
     rollback_id = records.new_id()
-    if not await records.take_target(services.store, target, rollback_id):
-        await respond(response_type="ephemeral", text=await _busy_text(services, target))
-        return None
     data = RollbackData(
         target=target,
         playbook=tgt.playbook.name,
@@ -63,18 +60,23 @@ async def request_rollback(
         estimate_minutes=tgt.estimate_minutes,
         diagnosis_id=diagnosis_id,
     )
-    await records.create(services.store, rollback_id, data)
-    try:
-        async with _preparing(services, rollback_id):
+    # The watch job exists before the target lock and the record do, so no crash can leave a
+    # request that nobody ends or a target that nobody frees.
+    async with _preparing(services, rollback_id, data):
+        if not await records.take_target(services.store, target, rollback_id):
+            await respond(response_type="ephemeral", text=await _busy_text(services, target))
+            return None
+        try:
+            await records.create(services.store, rollback_id, data)
             await _prepare(services, tgt, rollback_id, data)
-    except Exception as exc:
-        await _abort_request(services, rollback_id, target, exc)
-        await respond(
-            response_type="ephemeral",
-            text=f":x: Rollback of {code(target)} could not be prepared: "
-            f"{escape(_short(exc))}. Nothing was changed.",
-        )
-        return None
+        except Exception as exc:
+            await _abort_request(services, rollback_id, target, exc)
+            await respond(
+                response_type="ephemeral",
+                text=f":x: Rollback of {code(target)} could not be prepared: "
+                f"{escape(_short(exc))}. Nothing was changed.",
+            )
+            return None
     await respond(
         response_type="ephemeral",
         text=f"Rollback {code(rollback_id)} of {code(target)} is waiting for approval: "
@@ -84,7 +86,9 @@ async def request_rollback(
 
 
 @contextlib.asynccontextmanager
-async def _preparing(services: Services, rollback_id: str) -> AsyncIterator[None]:
+async def _preparing(
+    services: Services, rollback_id: str, data: RollbackData
+) -> AsyncIterator[None]:
     """Hold a lease while preparing; if this replica dies, a survivor's watch job sees the
     lease lapse and ends the request instead of leaving its target locked."""
     store, lease = services.store, services.settings.rollbot_lease_seconds
@@ -94,7 +98,7 @@ async def _preparing(services: Services, rollback_id: str) -> AsyncIterator[None
         id=f"{JobKind.PREPARATION}:{rollback_id}",
         kind=JobKind.PREPARATION,
         due_at=now() + lease,
-        payload={"id": rollback_id},
+        payload={"id": rollback_id, "data": data.model_dump(mode="json")},
     )
     await store.schedule(watch)
 

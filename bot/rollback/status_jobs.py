@@ -3,9 +3,11 @@ that ends a request whose preparing replica died."""
 
 from __future__ import annotations
 
+import contextlib
+
 from bot.rollback import messaging as msg
 from bot.rollback import records
-from bot.rollback.models import EXECUTING, TERMINAL, State
+from bot.rollback.models import EXECUTING, TERMINAL, RollbackData, State
 from bot.services import Services
 from bot.slack.text import escape
 from bot.store.base import Job, now
@@ -39,11 +41,16 @@ async def status_update(services: Services, job: Job) -> float | None:
 async def preparation_watch(services: Services, job: Job) -> float | None:
     """A request still being prepared with nobody holding its lease: its replica died."""
     store, rollback_id = services.store, job.payload["id"]
-    record = await store.get(rollback_id)
-    if record is None or record.state != State.REQUESTED:
-        return None
     if await store.lock_info(records.prepare_lock(rollback_id)) is not None:
         return now() + services.settings.rollbot_lease_seconds  # still being prepared
+    record = await store.get(rollback_id)
+    if record is None and "data" in job.payload:
+        # its replica died before writing the record: write it now, so the request is on record
+        with contextlib.suppress(RuntimeError):
+            await records.create(store, rollback_id, RollbackData(**job.payload["data"]))
+        record = await store.get(rollback_id)
+    if record is None or record.state != State.REQUESTED:
+        return None
     moved = await records.move(
         store,
         rollback_id,

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -24,6 +25,17 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.respond import PooledRespond
 
 log = logging.getLogger(__name__)
+
+
+class _ClientGivenFilter(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself, then warns at every start that
+    the client we give it (built from that very token) wins: true, and nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger(f"slack_bolt.{AsyncApp.__name__}").addFilter(_ClientGivenFilter())
 
 
 def build_client(services: Services) -> AsyncWebClient:

@@ -179,6 +179,7 @@ class FakeGitHub(LoopThreadServer):
         app.router.add_get(f"{repo}/actions/workflows/{{wf}}/runs", self._list_runs)
         app.router.add_get(f"{repo}/actions/runs/{{run_id}}", self._get_run)
         app.router.add_get(f"{repo}/commits/{{ref}}", self._commit)
+        app.router.add_get("/rate_limit", self._rate_limit)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -200,6 +201,10 @@ class FakeGitHub(LoopThreadServer):
             query = dict(request.query)
             self.calls.append(Call(request.method, request.path, query, body, response.status))
         return response
+
+    async def _rate_limit(self, _: web.Request) -> web.Response:
+        core = {"limit": 5000, "used": len(self.calls), "remaining": 5000 - len(self.calls)}
+        return web.json_response({"resources": {"core": core}, "rate": core})
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
