@@ -117,6 +117,7 @@ class SocketModeService:
         self._next_connection = itertools.count(1)
         self._turn = itertools.count()
         self._lock = threading.Lock()
+        self._closing: set[asyncio.Future[None]] = set()
 
     # ------------------------------------------------------------------ server side
     def issue_url(self) -> str:
@@ -399,7 +400,9 @@ class SocketModeService:
                 self._closed(connection, f"disconnect: {reason}")
                 await connection.ws.close()
 
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(close_later()))
+        task = asyncio.ensure_future(close_later())
+        self._closing.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._closing.discard)
 
     def drop(self, connection: Connection) -> None:
         """Cut `connection` without a close frame, as a network failure does."""
