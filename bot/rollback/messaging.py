@@ -19,6 +19,7 @@ from bot.slack.limits import (
     SECTION_TEXT,
     close_fences,
     cut,
+    cut_start,
     fit_items,
     section_block,
     sections,
@@ -348,7 +349,7 @@ def failure_output(output: dict[str, Any]) -> str:
 
 def output_tail(output: dict[str, Any], limit: int = OUTPUT_SHOWN) -> str:
     text = failure_output(output).replace("`" * 3, "'" * 3)  # must not close the code block
-    return text if utf16_len(text) <= limit else "…" + text[-limit:]
+    return cut_start(text, limit + 1)  # the "…" it starts with when cut is not output
 
 
 def output_note(output: dict[str, Any], limit: int = OUTPUT_SHOWN) -> str:
