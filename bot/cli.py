@@ -61,14 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         "--online",
         action="store_true",
         help="also check the Slack token (auth.test), AWS credentials (sts "
-        "get-caller-identity) and GitHub (when GITHUB_TOKEN is set)",
+        "get-caller-identity), GitHub (when GITHUB_TOKEN is set) and that each compose project "
+        "has the containers its steps name",
     )
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
     plan.add_argument("--to", dest="ref", default="previous")
-    audit = sub.add_parser("audit", help="export the audit log as JSON lines")
+    audit = sub.add_parser("audit", help="export the audit log as JSON lines, or verify it")
     audit.add_argument("--since", default="1970-01-01", help="ISO date or time (UTC)")
+    audit.add_argument(
+        "--verify", action="store_true", help="check the hash chain of the whole log"
+    )
+    audit.add_argument(
+        "--expect-head",
+        metavar="HASH",
+        help="with --verify: a head hash recorded earlier, which must still be in the chain",
+    )
     args = parser.parse_args(argv)
+    if args.command == "audit" and args.expect_head and not args.verify:
+        parser.error("--expect-head needs --verify")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -86,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 return asyncio.run(check(settings, online=args.online))
             case "plan":
                 return asyncio.run(plan_target(settings, args.target, args.ref))
+            case "audit" if args.verify:
+                return asyncio.run(verify_audit(settings, args.expect_head))
             case "audit":
                 return asyncio.run(export_audit(settings, args.since))
             case "serve" | "socket":
@@ -113,7 +126,7 @@ def _print_problems(exc: ConfigError) -> None:
 
 async def check(settings, *, online: bool = False) -> int:
     """Catalog and playbooks, then the store (Redis reachable, SQLite file writable); online:
-    also Slack, AWS and GitHub. Each reachability check prints one line."""
+    also Slack, AWS, GitHub and the compose projects. Each reachability check prints one line."""
     from bot import startup
     from bot.catalog import load_catalog
     from playbooks.loader import load_playbook, shipped_playbooks
@@ -145,12 +158,33 @@ async def check(settings, *, online: bool = False) -> int:
         reached = [await startup.store_check(settings)]
     for outcome in reached:
         print(outcome.line())
-    return 1 if problems or not all(outcome.ok for outcome in reached) else 0
+    host_problems = await _online_problems(catalog) if online and catalog is not None else []
+    for problem in host_problems:
+        print(f"  - {problem}", file=sys.stderr)
+    failed = problems or host_problems or not all(outcome.ok for outcome in reached)
+    return 1 if failed else 0
+
+
+async def _online_problems(catalog) -> list[str]:
+    """What the hosts say now: compose steps whose project has no containers to act on."""
+    from playbooks.runner import step_context
+    from playbooks.steps.compose import ComposeStep
+
+    problems: list[str] = []
+    for name, target in sorted(catalog.targets.items()):
+        ctx = step_context(target, "previous")
+        for step in target.steps:
+            if isinstance(step, ComposeStep):
+                problem = await step.container_problem(ctx)
+                line = f"{name}: step {step.id}: {problem}"
+                if problem and line not in problems:
+                    problems.append(line)
+    return problems
 
 
 async def plan_target(settings, name: str, ref: str) -> int:
     from bot.catalog import load_catalog
-    from playbooks.base import StepFailed
+    from playbooks.base import NothingToDo, StepFailed
     from playbooks.runner import plan, step_context
 
     catalog = load_catalog(settings.rollbot_config)
@@ -164,6 +198,9 @@ async def plan_target(settings, name: str, ref: str) -> int:
     except StepFailed as exc:
         print(f"cannot plan: {exc}", file=sys.stderr)
         return 1
+    except NothingToDo as exc:
+        print(f"{exc}.")
+        return 0
     for entry in planned:
         mark = "CHANGE" if entry.mutating else "read  "
         print(f"{entry.index + 1:>2}. [{mark}] {entry.title}")
@@ -190,3 +227,20 @@ async def export_audit(settings, since: str) -> int:
     finally:
         await store.close()
     return 0
+
+
+async def verify_audit(settings, expect_head: str | None) -> int:
+    """Check the whole log's hash chain: 0 and a summary with the head hash (record it
+    elsewhere, and pass it back as --expect-head later), or 1 naming the first broken entry."""
+    from bot.store import open_store
+    from bot.store.audit_chain import verify
+
+    store = open_store(settings)
+    await store.connect()
+    try:
+        entries = await store.audit_since(float("-inf"), limit=sys.maxsize)
+    finally:
+        await store.close()
+    verdict = verify(entries, expect_head)
+    print(verdict.summary(), file=sys.stdout if verdict.intact else sys.stderr)
+    return 0 if verdict.intact else 1

@@ -14,6 +14,11 @@ A step that runs commands on a host adds the `HostCommands` fields and helpers
 (playbooks.steps.executor) to one of these. Each step declares what it needs: `needs_env`
 names the environment variables its child processes need from the bot's own environment.
 
+While planning, a step that finds the target already as requested raises `NothingToDo`, and
+one asked for what the target does not allow raises `RequestRefused`: the request is answered
+before anything is announced. A resolving step may add `world(subject, on)` to its output, so
+a plan made again before the run can say what moved since the approval.
+
 Every subclass whose `type` is a Literal is registered under that name when its class is
 created; importing the playbooks.steps package imports every step module."""
 
@@ -33,6 +38,25 @@ class StepFailed(Exception):
         self.output = output or {}
 
 
+class RequestRefused(StepFailed):
+    """The request asks for something the target does not allow (an image from elsewhere, a
+    symbolic ref a step cannot resolve): said to the requester before anything is announced."""
+
+
+class NothingToDo(Exception):
+    """The target already is in the state the request asks for.
+
+    Raised while planning (by a resolving step's run or a change step's plan) when the step
+    is what the whole rollback hinges on: the request is answered "already there" instead of
+    being planned, and a run finds it out before changing anything."""
+
+
+def world(subject: str, on: str) -> dict[str, Any]:
+    """What a resolving step saw, for saying what changed between plan and run, e.g.
+    world("svc-api", "api:42") -> "svc-api is now on api:43, was api:42 when ..."."""
+    return {"world": {"subject": subject, "on": on}}
+
+
 @dataclass
 class StepContext:
     """What a step sees: the target's parameters, the requested ref and earlier outputs."""
@@ -41,6 +65,9 @@ class StepContext:
     params: dict[str, Any]
     ref: str = "previous"
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # step id -> what that resolving step found when the plan was approved; empty while the
+    # plan is first made. Lets a step see that the world already is where the plan led.
+    approved: dict[str, dict[str, Any]] = field(default_factory=dict)
     aws: Any = None  # the run's playbooks.aws.AwsClients; None: the process-wide one
     settings: Any = None
     # Wait tuning: steps that poll use these unless the step sets its own.

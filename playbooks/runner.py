@@ -5,6 +5,8 @@ The journal is whatever durable store the caller hands in (the bot's store satis
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playbooks.aws import AwsClients
-from playbooks.base import Step, StepContext, StepFailed
+from playbooks.base import NothingToDo, Step, StepContext, StepFailed
 from playbooks.journal import Journal, JournalEntry
 
 log = logging.getLogger(__name__)
@@ -30,13 +32,54 @@ class PlannedStep:
     calls: list[str]
     output: dict[str, Any] | None = None  # set for read-only steps that ran during planning
 
+    def to_dict(self) -> dict[str, Any]:
+        """As kept with a rollback: JSON only (outputs may carry dates)."""
+        kept = {"step_id": self.step_id, "title": self.title, "mutating": self.mutating}
+        kept["calls"] = list(self.calls)
+        if self.output is not None:
+            kept["output"] = json.loads(json.dumps(self.output, default=str))
+        return kept
+
+    @classmethod
+    def from_dict(cls, index: int, kept: dict[str, Any]) -> PlannedStep:
+        return cls(
+            index,
+            kept["step_id"],
+            kept.get("title", kept["step_id"]),
+            bool(kept.get("mutating")),
+            list(kept.get("calls", [])),
+            kept.get("output"),
+        )
+
+
+def plan_digest(planned: list[PlannedStep]) -> str:
+    """A canonical digest of every changing call: what an approval binds to."""
+    changing = [[p.step_id, p.calls] for p in planned if p.mutating]
+    text = json.dumps(changing, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def resolved_outputs(planned: list[PlannedStep]) -> dict[str, dict[str, Any]]:
+    """What the resolving steps found while planning, by step id (for StepContext.approved)."""
+    return {p.step_id: p.output for p in planned if p.output is not None}
+
+
+def plan_visible(steps: list[Step]) -> set[str]:
+    """Ids whose outputs planning knows: the request and the lookups it runs for real."""
+    known = {"request"}
+    for step in steps:
+        ready = all(ref.split(".", 1)[0] in known for ref in step.use.values())
+        if step.resolves and not step.mutating and ready:
+            known.add(step.id)
+    return known
+
 
 @dataclass
 class StepResult:
     index: int
     step_id: str
     title: str
-    outcome: str  # ok | failed | skipped | interrupted
+    outcome: str  # ok | failed | skipped | interrupted | nothing (already as requested)
     seconds: float = 0.0
     output: dict[str, Any] = field(default_factory=dict)
     error: str = ""
@@ -48,6 +91,8 @@ class RunResult:
     steps: list[StepResult]
     error: str = ""
     interrupted: bool = False
+    # set when a step found the target already as requested before anything changed
+    nothing_to_do: str = ""
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -88,7 +133,8 @@ def resolve_uses(step: Step, outputs: dict[str, dict[str, Any]], placeholder: bo
 
 
 async def plan(steps: list[Step], ctx: StepContext) -> list[PlannedStep]:
-    """Every call the steps would make; lookups run for real so later calls are exact."""
+    """Every call the steps would make; lookups run for real so later calls are exact.
+    NothingToDo from a step propagates: the request needs no rollback."""
     planned: list[PlannedStep] = []
     for i, step in enumerate(steps):
         known = all(ref.split(".", 1)[0] in ctx.outputs for ref in step.use.values())
@@ -113,19 +159,33 @@ def _bounded(output: dict[str, Any]) -> dict[str, Any]:
 class PlaybookRunner:
     """Executes steps for one rollback; a second runner on the same journal resumes safely."""
 
-    def __init__(self, store: Journal, rollback_id: str, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        store: Journal,
+        rollback_id: str,
+        progress: Progress | None = None,
+        approved: list[PlannedStep] | None = None,
+    ) -> None:
         self.store = store
         self.rollback_id = rollback_id
         self.progress = progress
+        # the approved plan: a change step runs only if it would make exactly its calls
+        self.approved = {p.index: p for p in approved} if approved is not None else None
+        self._visible: set[str] = set()
 
     async def run(self, steps: list[Step], ctx: StepContext) -> RunResult:
         done = await self._journal_state()
+        self._visible = plan_visible(steps)
         results: list[StepResult] = []
         for i, step in enumerate(steps):
             result = await self._run_one(i, step, ctx, done.get(i))
             results.append(result)
             if self.progress:
                 await self.progress(result, len(steps))
+            if result.outcome == "nothing":
+                if any(s.mutating for s in steps[:i]):  # too late to say "nothing to do"
+                    return RunResult(False, results, result.error)
+                return RunResult(True, results, nothing_to_do=result.error)
             if result.outcome in ("failed", "interrupted"):
                 return RunResult(
                     False, results, result.error, interrupted=result.outcome == "interrupted"
@@ -148,6 +208,8 @@ class PlaybookRunner:
             return StepResult(i, step.id, title, "skipped", output=previous.output)
         started = time.monotonic()
         try:
+            if step.mutating:
+                await self._check_approved(i, step, ctx)
             step = resolve_uses(step, ctx.outputs, placeholder=False)
             if previous and previous.event == "start" and step.mutating:
                 resumed = await self._resume_check(step, ctx)
@@ -157,6 +219,8 @@ class PlaybookRunner:
             output = _bounded(await step.run(ctx))
         except StepFailed as exc:
             return await self._finish(i, step, ctx, "failed", exc.output, started, str(exc))
+        except NothingToDo as exc:
+            return await self._finish(i, step, ctx, "nothing", {}, started, str(exc))
         except _Interrupted as exc:
             return await self._finish(i, step, ctx, "interrupted", {}, started, str(exc))
         except Exception as exc:  # a bug or an unexpected library error: fail, never crash
@@ -164,6 +228,21 @@ class PlaybookRunner:
             message = f"unexpected error: {type(exc).__name__}: {exc}"
             return await self._finish(i, step, ctx, "failed", {}, started, message)
         return await self._finish(i, step, ctx, "ok", output, started)
+
+    async def _check_approved(self, i: int, step: Step, ctx: StepContext) -> None:
+        """The calls this change step would make now, worked out as planning did, must be
+        the approved ones: a world that changed under the run stops it before the change."""
+        if self.approved is None:
+            return
+        seen = {k: v for k, v in ctx.outputs.items() if k in self._visible}
+        calls = await resolve_uses(step, seen, placeholder=True).plan(ctx)
+        approved = self.approved.get(i)
+        if approved is None or approved.step_id != step.id or approved.calls != calls:
+            was = approved.calls if approved is not None else []
+            raise StepFailed(
+                f"step {step.id!r} would now make calls that were not approved, so it did not"
+                f" run: {'; '.join(calls)} (approved: {'; '.join(was) or 'nothing'})"
+            )
 
     async def _resume_check(self, step: Step, ctx: StepContext) -> dict[str, Any] | None:
         """A mutating step that started but never ended: look at real state before repeating."""

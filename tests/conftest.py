@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.testbed.github_api",
     "tests.testbed.aws_gate",
     "tests.testbed.postgres",
+    "tests.testbed.podman",
 ]
 
 

@@ -3,6 +3,8 @@ action and timeframe from runbook 002."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from bot.diagnose.models import Figures, Severity, SourceResult, Trigger, Verdict
@@ -236,9 +238,9 @@ def _restarts(fig: Figures, th: Thresholds) -> list[Trigger]:
         return []
     return _trigger(
         "restarts",
-        "Tasks restarting",
+        "Containers restarting" if fig.restarts_what else "Tasks restarting",
         "high",
-        f"{fig.restarts} tasks stopped in the window",
+        fig.restarts_what or f"{fig.restarts} tasks stopped in the window",
         f"> {th.restarts:g}",
         "Rollback within 15 minutes",
         "004 high 2",
@@ -328,12 +330,36 @@ def _service_figures(fig: Figures, sources: dict[str, SourceResult]) -> None:
         fig.task_definition = d.get("task_definition")
         fig.rollout_failed = any(x.get("rollout_state") == "FAILED" for x in d["deployments"])
     stopped = sources.get("stopped_tasks")
-    if stopped is not None and stopped.status == "ok":
+    compose = sources.get("containers")
+    if compose is not None and compose.status == "ok" and "restarts" in compose.data:
+        # a compose host: the engine's restart counts of the project's containers
+        fig.restarts = compose.data["restarts"]
+        worst = compose.data.get("most_restarted") or {}
+        fig.restarts_what = (
+            f"{fig.restarts} container restarts ({worst.get('name')}: {worst.get('restarts')})"
+            if worst
+            else f"{fig.restarts} container restarts"
+        )
+        fig.missing.pop("restarts", None)
+        fig.containers = _containers_line(compose.data)
+    elif stopped is not None and stopped.status == "ok":
         fig.restarts = stopped.data["in_window"]
     elif svc is not None and svc.status == "ok":
         fig.restarts = svc.data.get("restarts_from_events")  # the service events say it too
     else:
         fig.missing["restarts"] = _why(stopped, "not configured (no cluster/service)")
+
+
+def _containers_line(data: dict[str, Any]) -> str:
+    shown = data.get("containers") or []
+    running = sum(1 for c in shown if c.get("state") == "running")
+    line = f"{running} of {len(shown)} running (compose project {data.get('project')!r})"
+    down = data.get("services_not_running") or []
+    if down:
+        line += f" · not running: {', '.join(down)}"
+    if not shown:
+        line += " · no containers at all: is compose_project right?"
+    return line
 
 
 def _metric_figures(fig: Figures, sources: dict[str, SourceResult], th: Thresholds) -> None:

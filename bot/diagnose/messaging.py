@@ -59,7 +59,11 @@ def key_figures(capture: Capture) -> list[tuple[str, str]]:
     if f.error_lines is not None:
         minutes = f"{capture.window_minutes:g} min"
         out.append(("Errors in logs", f"{f.error_lines} lines in {minutes}"))
-    if f.restarts is not None:
+    if f.containers:
+        out.append(("Containers", f.containers))
+    if f.restarts is not None and f.restarts_what:
+        out.append(("Restarts", f.restarts_what))
+    elif f.restarts is not None:
         out.append(("Restarts", f"{f.restarts} in {capture.window_minutes:g} min"))
     for label, value in (("Memory", f.memory_pct), ("CPU", f.cpu_pct)):
         if value is not None:

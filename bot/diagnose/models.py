@@ -40,6 +40,8 @@ class Figures(BaseModel):
     memory_pct: float | None = None  # sustained: the lowest of the last few minutes
     cpu_pct: float | None = None
     restarts: int | None = None
+    restarts_what: str = ""  # how the restarts were counted, when not ECS stopped tasks
+    containers: str = ""  # a compose host: running containers, and the services with none
     error_lines: int | None = None
     health_total: int | None = None
     health_failing: int | None = None

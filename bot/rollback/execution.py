@@ -12,9 +12,10 @@ from bot import metrics
 from bot.rollback import messaging as msg
 from bot.rollback import records, report
 from bot.rollback.models import EXECUTING, TERMINAL, State, StepRecord
+from bot.rollback.plans import approved_plan, end_nothing_to_do, plan_still_holds
 from bot.services import Services
 from bot.slack.text import escape
-from bot.store.base import Job, now
+from bot.store.base import Job, Record, now
 from playbooks.runner import PlaybookRunner, RunResult, StepResult, step_context
 
 
@@ -42,7 +43,7 @@ async def execute(services: Services, job: Job) -> float | None:
         )
     elif resumed:
         record = await services.store.update_data(rollback_id, {"executor": owner})
-    if record is None or record.state not in EXECUTING:
+    if record is None or record.state not in EXECUTING or not await _plan_holds(services, record):
         await services.store.release_lock(records.exec_lock(rollback_id), owner)
         return None
     heartbeat = asyncio.create_task(_heartbeat(services, rollback_id, owner, record.data["target"]))
@@ -54,6 +55,17 @@ async def execute(services: Services, job: Job) -> float | None:
             await heartbeat
         await services.store.release_lock(records.exec_lock(rollback_id), owner)
     return None
+
+
+async def _plan_holds(services: Services, record: Record) -> bool:
+    """Before the first change: the plan made now must be the approved one. Once a change
+    step has started, each further change is checked against it by the runner instead."""
+    data = records.data_of(record)
+    changing = {p["step_id"] for p in data.plan if p.get("mutating")}
+    journal = await services.store.journal(record.id)
+    if any(entry.step_id in changing for entry in journal):
+        return True
+    return await plan_still_holds(services, record)
 
 
 async def _heartbeat(services: Services, rollback_id: str, owner: str, target: str) -> None:
@@ -112,7 +124,8 @@ class Execution:
             )
             await store.update_data(self.id, {"progress_ts": data.progress_ts})
         ctx = step_context(target, data.ref, self.services.settings)
-        runner = PlaybookRunner(store, self.id, self._on_step)
+        # every change step is checked against the approved plan just before it runs
+        runner = PlaybookRunner(store, self.id, self._on_step, approved_plan(data))
         result = await runner.run(target.steps, ctx)
         await self._finish(result)
 
@@ -151,6 +164,9 @@ class Execution:
 
     async def _finish(self, result: RunResult) -> None:
         data = self.data
+        if result.nothing_to_do:
+            await end_nothing_to_do(self.services, self.id, result.nothing_to_do)
+            return
         to = (
             State.SUCCEEDED
             if result.ok

@@ -40,6 +40,8 @@ class Act(StrEnum):
     # the same click on a dangerous playbook: a second person's confirmation is needed
     APPROVE_DANGEROUS = "approve_dangerous"
     REJECT = "reject"
+    # the world changed between approval and run: the new plan needs a new approval
+    REPLAN = "replan"
 
 
 # (state, act) -> next state; a pair not listed means the act no longer applies.
@@ -49,6 +51,8 @@ TRANSITIONS: dict[tuple[State, Act], State] = {
     (State.AWAITING_CONFIRMATION, Act.APPROVE_DANGEROUS): State.APPROVED,
     (State.AWAITING_APPROVAL, Act.REJECT): State.REJECTED,
     (State.AWAITING_CONFIRMATION, Act.REJECT): State.REJECTED,
+    # taken before the first change step, so nothing has changed yet
+    (State.RUNNING, Act.REPLAN): State.AWAITING_APPROVAL,
 }
 
 
@@ -103,6 +107,7 @@ class RollbackData(BaseModel):
     estimate_minutes: float = 5.0
     diagnosis_id: str = ""
     plan: list[dict[str, Any]] = Field(default_factory=list)
+    plan_digest: str = ""  # of the plan's changing calls: what an approval binds to
     steps: list[StepRecord] = Field(default_factory=list)
     checklist: list[dict[str, Any]] = Field(default_factory=list)
     current_step: str = ""

@@ -17,13 +17,14 @@ from bot.diagnose.models import Capture
 from bot.rollback import messaging as msg
 from bot.rollback import records
 from bot.rollback.models import JobKind, RollbackData, State
+from bot.rollback.plans import kept, make_plan
 from bot.services import Services
 from bot.slack.respond import Reply
 from bot.slack.text import code, escape
 from bot.store.audit import audit
 from bot.store.base import Job, Record, now
-from playbooks.base import StepFailed
-from playbooks.runner import plan, step_context
+from playbooks.base import NothingToDo, RequestRefused, StepFailed
+from playbooks.runner import PlannedStep
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ async def request_rollback(
         try:
             await records.create(services.store, rollback_id, data)
             await _prepare(services, tgt, rollback_id, data)
+        except (NothingToDo, RequestRefused) as exc:
+            await _end_unplanned(services, rollback_id, target, exc)
+            await respond(response_type="ephemeral", text=await _not_needed(services, data, exc))
+            return None
         except Exception as exc:
             await _abort_request(services, rollback_id, target, exc)
             await respond(
@@ -142,16 +147,22 @@ async def _busy_text(services: Services, target: str) -> str:
 
 
 async def _prepare(services: Services, tgt: Target, rollback_id: str, data: RollbackData) -> None:
-    """Diagnostics first, then the plan, the announcement and the approval request."""
+    """The plan first (a request needing no rollback, or asking for what the target does not
+    allow, ends there), then diagnostics, the announcement and the approval request."""
     slack = services.slack
+    data.plan, data.plan_digest = _kept(await make_plan(services, tgt, data.ref))
     diagnostics = await _capture(services, tgt)
-    data.plan = await _plan(tgt, data.ref, services)
     data.thread_ts = await slack.post(
         data.channel, _announcement(services, tgt, rollback_id, data), subject=rollback_id
     )
     await services.store.update_data(
         rollback_id,
-        {"thread_ts": data.thread_ts, "plan": data.plan, "diagnosis_id": data.diagnosis_id},
+        {
+            "thread_ts": data.thread_ts,
+            "plan": data.plan,
+            "plan_digest": data.plan_digest,
+            "diagnosis_id": data.diagnosis_id,
+        },
     )
     if diagnostics is not None:
         await _attach_diagnostics(services, tgt, rollback_id, data, diagnostics)
@@ -221,12 +232,35 @@ async def _capture(services: Services, tgt: Target) -> Any:
     return result
 
 
-async def _plan(tgt: Target, ref: str, services: Services) -> list[dict[str, Any]]:
-    planned = await plan(tgt.steps, step_context(tgt, ref, services.settings))
-    return [
-        {"step_id": p.step_id, "title": p.title, "mutating": p.mutating, "calls": p.calls}
-        for p in planned
-    ]
+def _kept(planned: list[PlannedStep]) -> tuple[list[dict[str, Any]], str]:
+    stored = kept(planned)
+    return stored["plan"], stored["plan_digest"]
+
+
+async def _not_needed(services: Services, data: RollbackData, exc: Exception) -> str:
+    """What the requester is told when the request needs no rollback or is not allowed."""
+    target = code(data.target)
+    if isinstance(exc, NothingToDo):
+        return f":information_source: {target}: {escape(str(exc))}. No rollback was started."
+    await audit(
+        services.store, data.requester, "rollback.request_refused", data.target, why=str(exc)
+    )
+    return f":no_entry: Rollback of {target} refused: {escape(str(exc))}. Nothing was changed."
+
+
+async def _end_unplanned(services: Services, rollback_id: str, target: str, exc: Exception) -> None:
+    """Ends a request that never reached approval; its target is free again."""
+    what = "nothing to do" if isinstance(exc, NothingToDo) else "refused"
+    await records.move(
+        services.store,
+        rollback_id,
+        {State.REQUESTED},
+        State.CANCELLED,
+        "rollbot",
+        error=f"{what}: {_short(exc)}",
+        finished_at=now(),
+    )
+    await records.release_target(services.store, target, rollback_id)
 
 
 def _announcement(services: Services, tgt: Target, rollback_id: str, data: RollbackData) -> str:

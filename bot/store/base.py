@@ -34,6 +34,9 @@ class AuditEntry(BaseModel):
     action: str
     subject: str = ""  # rollback id, target name ...
     detail: dict[str, Any] = Field(default_factory=dict)
+    # the hash chain (bot/store/audit_chain.py), set by the store; "" on older entries
+    prev: str = ""  # the hash of the entry appended before this one
+    hash: str = ""  # sha256 over prev, seq and the fields above
 
 
 class Job(BaseModel):

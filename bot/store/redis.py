@@ -21,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
+from bot.store.audit_chain import body, digest
 from bot.store.base import (
     AuditEntry,
     Job,
@@ -36,17 +37,17 @@ from bot.store.base import (
 # body runs inside `run()` of once.lua, after the helper preludes it names.
 LUA = resources.files("bot.store") / "lua"
 SCRIPTS: dict[str, tuple[str, ...]] = {  # script -> the preludes it needs
-    "create": ("render", "append_audit"),
-    "change": ("render", "append_audit"),
+    "create": ("render", "sha256", "append_audit"),
+    "change": ("render", "sha256", "append_audit"),
     "acquire": (),
     "release": (),
-    "audit": ("append_audit",),
+    "audit": ("sha256", "append_audit"),
     "journal": (),
     "claim": (),
     "reschedule": (),
     "drop": (),
     "remember": (),
-    "outbox_put": ("append_audit",),
+    "outbox_put": ("sha256", "append_audit"),
     "outbox_drop": (),
 }
 
@@ -256,15 +257,18 @@ class RedisStore(Store):
             return None
         return LockInfo(name=name, owner=owner, expires_at=float(expires_at))
 
-    # -- audit: a counter, a hash seq -> entry, and two time indexes (all, per subject)
+    # -- audit: a counter, a hash seq -> entry, two time indexes (all, per subject) and the
+    # chain's head hash; append_audit.lua links each entry to the head as it appends it
     def _audit_keys_args(self, entry: AuditEntry) -> tuple[list[str], list[str]]:
         keys = [
             self._key("seq", "audit"),
             self._key("audit", "log"),
             self._key("audit", "by-time"),
             self._key("audit-subject", entry.subject),
+            self._key("audit", "head"),
         ]
-        return keys, [_without_brace(entry.model_dump_json(exclude={"seq"})), _num(entry.at)]
+        text = body(entry)
+        return keys, [text, digest(text), _num(entry.at)]
 
     async def audit(self, entry: AuditEntry) -> int:
         return int(await self._run("audit", *self._audit_keys_args(entry)))

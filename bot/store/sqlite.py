@@ -12,6 +12,7 @@ from typing import Any
 import aiosqlite
 from pydantic_core import to_json
 
+from bot.store.audit_chain import GENESIS, body, link
 from bot.store.base import (
     AuditEntry,
     Job,
@@ -42,6 +43,12 @@ CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, at);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS audit_chain (
+    seq INTEGER PRIMARY KEY, prev TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_chain_no_update BEFORE UPDATE ON audit_chain
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_chain_no_delete BEFORE DELETE ON audit_chain
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, rollback_id TEXT NOT NULL, entry TEXT NOT NULL);
@@ -95,19 +102,43 @@ def _job(row: Iterable[Any]) -> Job:
     )
 
 
+# An entry's chain link (prev, hash) is a row of its own table, so files written before the
+# chain keep their layout; entries older than the chain read back with empty links.
+AUDIT_SELECT = (
+    "SELECT a.seq, a.at, a.actor, a.action, a.subject, a.detail, c.prev, c.hash "
+    "FROM audit a LEFT JOIN audit_chain c ON c.seq = a.seq"
+)
+
+
 def _audit(row: Iterable[Any]) -> AuditEntry:
-    seq, at, actor, action, subject, detail = row
+    seq, at, actor, action, subject, detail, prev, hash_ = row
     return AuditEntry(
-        seq=seq, at=at, actor=actor, action=action, subject=subject, detail=json.loads(detail)
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        detail=json.loads(detail),
+        prev=prev or "",
+        hash=hash_ or "",
     )
 
 
 async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> int:
+    """Append an entry and its chain link; the caller's write transaction keeps the link to
+    the head the same for every connection and process."""
     cur = await db.execute(
         "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?,?,?,?,?)",
         (entry.at, entry.actor, entry.action, entry.subject, _json(entry.detail)),
     )
-    return int(cur.lastrowid or 0)
+    seq = int(cur.lastrowid or 0)
+    head = list(await db.execute_fetchall("SELECT max(seq), hash FROM audit_chain"))
+    prev = head[0][1] if head and head[0][1] is not None else GENESIS
+    await db.execute(
+        "INSERT INTO audit_chain (seq, prev, hash) VALUES (?,?,?)",
+        (seq, prev, link(prev, seq, body(entry))),
+    )
+    return seq
 
 
 def _placeholders(n: int) -> str:
@@ -288,7 +319,8 @@ class SqliteStore(Store):
             return None
         return LockInfo(name=name, owner=rows[0][0], expires_at=rows[0][1])
 
-    # -- audit (append-only: triggers refuse UPDATE and DELETE, and there is no method for them)
+    # -- audit (append-only: triggers refuse UPDATE and DELETE, and there is no method for them;
+    # the hash chain shows it if the triggers are dropped and rows changed anyway)
     async def audit(self, entry: AuditEntry) -> int:
         async with self._tx() as db:
             return await _insert_audit(db, entry)
@@ -296,12 +328,12 @@ class SqliteStore(Store):
     async def audit_since(
         self, since: float = 0.0, subject: str | None = None, limit: int = 10_000
     ) -> list[AuditEntry]:
-        sql = "SELECT seq, at, actor, action, subject, detail FROM audit WHERE at>=?"
+        sql = f"{AUDIT_SELECT} WHERE a.at>=?"
         args: list[Any] = [since]
         if subject is not None:
-            sql += " AND subject=?"
+            sql += " AND a.subject=?"
             args.append(subject)
-        rows = await self._read(sql + " ORDER BY seq LIMIT ?", [*args, max(limit, 0)])
+        rows = await self._read(sql + " ORDER BY a.seq LIMIT ?", [*args, max(limit, 0)])
         return [_audit(r) for r in rows]
 
     # -- step journal

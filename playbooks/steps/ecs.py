@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from playbooks.base import ChangeStep, StepContext, StepFailed
+from playbooks.base import ChangeStep, NothingToDo, StepContext, StepFailed, world
 from playbooks.steps.ecs_common import _EcsStep, family_and_revision, same_revision, short_name
 
 PREVIOUS = ("previous", "prev", "")
@@ -24,6 +24,9 @@ class EcsResolveRevision(_EcsStep):
 
     type: Literal["ecs.resolve_revision"] = "ecs.resolve_revision"
     ref: str | None = None  # default: the ref of the request
+    # the service already on the revision to go to means the whole request is a no-op
+    # (false where the playbook does more than this one service's revision)
+    stop_when_current: bool = True
 
     resolves: ClassVar[bool] = True
     summary: ClassVar[str] = "Find the revision to roll back to"
@@ -55,12 +58,17 @@ class EcsResolveRevision(_EcsStep):
         cluster = self.names(ctx)[0]
         state = await self.service_state(ctx)
         family, current_rev = family_and_revision(state["taskDefinition"])
+        self._stop_if_approved_reached(ctx, state["serviceName"], family, current_rev)
         current = await self.describe_revision(ctx, state["taskDefinition"])
         ref = self._ref(ctx)
         if ref.lower() in PREVIOUS:
-            target, source = await self._previous(ctx, state, family, current_rev)
+            target, source = await self.previous_revision(ctx, state, family, current_rev)
         else:
             target, source = await self._explicit(ctx, ref, family), "requested"
+        if self.stop_when_current and target["revision"] == current_rev:
+            raise NothingToDo(
+                f"{state['serviceName']} is already on {family}:{current_rev}: nothing to roll back"
+            )
         current_arn = current["taskDefinitionArn"] if current else state["taskDefinition"]
         return {
             "cluster": cluster,
@@ -74,13 +82,27 @@ class EcsResolveRevision(_EcsStep):
             "target_images": _images(target),
             "source": source,
             "same_as_current": target["revision"] == current_rev,
+            **world(state["serviceName"], f"{family}:{current_rev}"),
             "summary": (
                 f"{state['serviceName']}: {family}:{current_rev} -> {family}:{target['revision']}"
                 f" ({', '.join(_images(target))})"
             ),
         }
 
-    async def _previous(
+    def _stop_if_approved_reached(
+        self, ctx: StepContext, service: str, family: str, current: int
+    ) -> None:
+        """Re-planned before a run: the service already where the approved plan led."""
+        approved = ctx.approved.get(self.id) or {}
+        if not self.stop_when_current or approved.get("family") != family:
+            return
+        if approved.get("target_revision") == current:
+            raise NothingToDo(
+                f"{service} is already on {family}:{current}, where the approved plan was to"
+                " take it: nothing to do"
+            )
+
+    async def previous_revision(
         self, ctx: StepContext, state: dict[str, Any], family: str, current: int
     ) -> tuple[dict[str, Any], str]:
         """What ran before: an older deployment still active, else the newest older ACTIVE one."""

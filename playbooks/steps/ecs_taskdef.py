@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from playbooks.base import ChangeStep, StepContext, StepFailed
+from playbooks.base import ChangeStep, NothingToDo, RequestRefused, StepContext, StepFailed
 from playbooks.redact import HIDDEN, SECRET_NAME
-from playbooks.steps.ecs_common import _EcsStep
+from playbooks.steps.ecs import PREVIOUS, EcsResolveRevision
+from playbooks.steps.ecs_common import _EcsStep, family_and_revision
+from playbooks.steps.ecs_image import image_for
 
 # Fields describe_task_definition returns that register_task_definition refuses.
 READ_ONLY = (
@@ -26,10 +28,14 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
 
     type: Literal["ecs.register_revision"] = "ecs.register_revision"
     container: str | None = None  # default: the target's `container`, else the first one
-    image: str | None = None  # a full image, or just a tag to put on the current repository
+    # a tag or digest of the container's repository, a full image the target's allowed_images
+    # match, or `previous`: the image this container had in the revision that ran before
+    image: str | None = None
     environment: dict[str, str] = {}  # variables to set (runbook 000: TORNADO_PROCESSES=1)
     environment_from: str | None = None  # a task definition whose environment to restore
     base_task_definition: str | None = None  # default: what the service runs now
+    # the container already as asked (same image, same environment) makes the request a no-op
+    stop_when_current: bool = True
 
     summary: ClassVar[str] = "Register a task-definition revision"
     # iam:PassRole: registering a revision that names a task or execution role passes it on
@@ -54,17 +60,32 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
         known = ", ".join(c.get("name", "?") for c in containers)
         raise StepFailed(f"container {name!r} not in the task definition (has: {known})")
 
-    def _image(self, current: str) -> str | None:
+    async def _image(self, ctx: StepContext, container: dict[str, Any]) -> str | None:
         if not self.image:
             return None
-        if "/" in self.image or ("@" in self.image and ":" in self.image.split("@")[0]):
-            return self.image
-        repo = (
-            current.split("@")[0].rsplit(":", 1)[0]
-            if ":" in current.split("/")[-1]
-            else (current.split("@")[0])
+        if self.image.strip().lower() in PREVIOUS:
+            return await self._previous_image(ctx, container["name"])
+        return image_for(self.image, container.get("image", ""), self._allowed(ctx))
+
+    def _allowed(self, ctx: StepContext) -> list[str]:
+        return list(ctx.param("allowed_images") or [])
+
+    async def _previous_image(self, ctx: StepContext, name: str) -> str:
+        """`previous`: the image the container had in the revision that ran before."""
+        lookup = EcsResolveRevision(cluster=self.cluster, service=self.service)
+        state = await self.service_state(ctx)
+        family, current = family_and_revision(state["taskDefinition"])
+        try:
+            before, _ = await lookup.previous_revision(ctx, state, family, current)
+        except StepFailed as exc:
+            raise RequestRefused(f"ecs-image needs `to TAG`: {exc}") from None
+        for c in before.get("containerDefinitions", []):
+            if c.get("name") == name and c.get("image"):
+                return str(c["image"])
+        raise RequestRefused(
+            f"ecs-image needs `to TAG`: {family}:{before['revision']}, the revision that ran"
+            f" before, has no container {name!r}"
         )
-        return f"{repo}:{self.image.lstrip(':')}"
 
     async def _desired_env(self, ctx: StepContext, current: list[dict[str, str]]) -> list | None:
         env = {e["name"]: e["value"] for e in current}
@@ -84,7 +105,7 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
     async def _changes(self, ctx: StepContext) -> tuple[dict[str, Any], dict[str, Any]]:
         base = await self._base(ctx)
         container = self._container(ctx, base)
-        image = self._image(container.get("image", ""))
+        image = await self._image(ctx, container)
         env = await self._desired_env(ctx, container.get("environment", []))
         if image is None and env is None:
             raise StepFailed("register_revision needs an image, environment or environment_from")
@@ -92,6 +113,8 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
 
     async def plan(self, ctx: StepContext) -> list[str]:
         base, change = await self._changes(ctx)
+        if self.stop_when_current:
+            _stop_if_unchanged(self._container(ctx, base), change, f"{base['family']}")
         parts = [
             f"family={base['family']!r}",
             f"from revision {base['revision']}",
@@ -142,6 +165,18 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
             "environment": _shown_env(change["environment"] or []),
             "resumed": True,
         }
+
+
+def _stop_if_unchanged(container: dict[str, Any], change: dict[str, Any], family: str) -> None:
+    """A new revision identical to the running one changes nothing: say so instead."""
+    same_image = change["image"] in (None, container.get("image"))
+    current_env = sorted(container.get("environment", []), key=lambda e: e["name"])
+    same_env = change["environment"] is None or change["environment"] == current_env
+    if same_image and same_env:
+        what = f"image {change['image']}" if change["image"] else "that environment"
+        raise NothingToDo(
+            f"container {change['name']} of {family} already runs {what}: nothing to roll back"
+        )
 
 
 def _shown_env(env: list[dict[str, str]]) -> str:

@@ -29,6 +29,7 @@ JOURNAL_TAIL = 1600
 KILL_GRACE = 3.0
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash"}
 SHELL_C = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
+ERROR_WORDS = re.compile(r"error|fail|no such|denied|invalid|cannot|not found|refused", re.I)
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,18 @@ class CommandResult:
         return shown(self.argv)
 
     def reason(self, lines: int = 3) -> str:
-        """The last lines of stderr (else stdout): what a failure message should quote."""
-        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        return " | ".join(line.strip() for line in text[-lines:]) or "no output"
+        """What a failure message quotes: the first line that reads like an error (else the
+        first line) and the last lines of stderr (else stdout). Tools often print the cause
+        first and a generic summary last, so the tail alone can drop the explanation."""
+        text = [ln.strip() for ln in (self.stderr.strip() or self.stdout.strip()).splitlines()]
+        text = [ln for ln in text if ln]
+        tail = text[-lines:]
+        head = text[: len(text) - len(tail)]
+        first = next((ln for ln in head if ERROR_WORDS.search(ln)), head[0] if head else None)
+        if first is None:
+            return " | ".join(tail) or "no output"
+        gap = " | ... | " if text.index(first) + 1 < len(head) else " | "
+        return f"{first}{gap}{' | '.join(tail)}"
 
     def journal(self) -> dict[str, Any]:
         return {

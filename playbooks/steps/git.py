@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from playbooks.base import ChangeStep, Step, StepContext, StepFailed
+from playbooks.base import ChangeStep, NothingToDo, Step, StepContext, StepFailed, world
 from playbooks.steps.executor import HOST_ENV, HostCommands
 
 PREVIOUS = ("previous", "prev", "")
@@ -108,6 +108,9 @@ class GitResolveRef(_GitStep):
     ref: str | None = None  # usually `use: {ref: request.ref}`
     recorded_file: str | None = None  # default: the target's recorded_commit_file
     stable_ref: str | None = None  # default: the target's stable_ref, else last-stable-release
+    # HEAD already at the commit makes the whole request a no-op; off by default, as the host
+    # playbooks do more than check out code (configuration, containers, the database)
+    stop_when_current: bool = False
 
     resolves: ClassVar[bool] = True
     summary: ClassVar[str] = "Find the commit to roll back to"
@@ -143,12 +146,16 @@ class GitResolveRef(_GitStep):
         else:
             ref, source = wanted, "requested"
         commit = await self.must_commit(ctx, ref)
+        approved = (ctx.approved.get(self.id) or {}).get("commit")
+        if self.stop_when_current and current in (commit, approved):
+            raise NothingToDo(f"{self.workdir(ctx)} is already at {current[:12]}: nothing to do")
         return {
             "ref": ref,
             "commit": commit,
             "source": source,
             "current": current,
             "summary": f"{current[:12]} -> {commit[:12]} ({ref}, {source})",
+            **world(str(self.workdir(ctx)), current[:12]),
         }
 
     async def _previous(self, ctx: StepContext) -> tuple[str, str]:

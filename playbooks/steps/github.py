@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import Field
 
-from playbooks.base import ChangeStep, Step, StepContext, StepFailed
+from playbooks.base import ChangeStep, NothingToDo, Step, StepContext, StepFailed, world
 from playbooks.steps.git import GIT_REF, PREVIOUS
 
 DEFAULT_API = "https://api.github.com"
@@ -208,6 +208,12 @@ class GitHubResolveRef(_GitHubStep):
         if not runs:
             raise StepFailed(f"{wf} has no successful run on {branch}: name the commit or tag")
         live = runs[0]["head_sha"]
+        approved = (ctx.approved.get(self.id) or {}).get("commit")
+        if approved and approved == live:  # deployed meanwhile, by someone else
+            raise NothingToDo(
+                f"{repo} already runs {live[:12]}, where the approved plan was to take it:"
+                " nothing to do"
+            )
         earlier = next((r for r in runs if r["head_sha"] != live), None)
         if earlier is None:
             raise StepFailed(
@@ -220,6 +226,7 @@ class GitHubResolveRef(_GitHubStep):
             "live_commit": live,
             "source": f"{wf} run #{earlier.get('run_number')}: {earlier.get('html_url')}",
             "summary": f"{live[:12]} -> {earlier['head_sha'][:12]} (deployed before the live one)",
+            **world(repo, live[:12]),
         }
 
 

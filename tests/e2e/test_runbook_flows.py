@@ -1,9 +1,9 @@
 """The runbook playbooks through the whole Slack flow of `rollbot serve`: 000 (environment
-override on moto), 002 (GitHub Actions workflow on the GitHub fake), 004 (nginx, git, compose)."""
+override on moto), 002 (GitHub Actions workflow on the GitHub fake), 004 (nginx, git, and compose
+on a real container engine)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from tests.e2e.helpers import (
     request_rollback,
 )
 from tests.testbed.aws import Aws, make_ecs_service, service_state
-from tests.testbed.compose_shim import compose_shim_fixture  # noqa: F401  (fixture)
 from tests.testbed.github_api import TOKEN, FakeGitHub, sha
 from tests.testbed.host import Host, make_host, version
 from tests.testbed.slack_api import FakeSlackApi
@@ -111,7 +110,7 @@ def test_runbook_002_dispatches_the_workflow_and_reports_its_run(
     (run,) = github.dispatched()
     assert run.inputs == {
         "environment": "prod",
-        "rollback_to_tag": "v1.2.3",
+        "rollback_to_tag": sha("v1.2.3"),  # the commit the approver saw, not the tag name
         "confirm_rollback": "ROLLBACK",
     }
     assert f"https://github.com/{REPO}/actions/runs/{run.id}" in text
@@ -140,55 +139,59 @@ def test_runbook_002_a_failed_run_fails_the_rollback_with_its_link(
 # -- runbook 004: compose + nginx host
 
 
-def changes(host: Host) -> list[str]:
-    """The compose subcommands run, without the read-only `ps` of the diagnostics."""
-    return [c[0] for c in host.shim.commands() if c[0] != "ps"]
-
-
 @pytest.fixture
-def host(tmp_path: Path, git_repo: Any, compose_shim: Any, nginx: Any, app_backend: Any) -> Host:
-    made = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
-    shutil.copy(made.server.conf_path, made.server.prefix / "nginx.conf.pre-hybrid.bak")
-    return made
+def host(tmp_path: Path, git_repo: Any, compose_app: Any, nginx: Any) -> Host:
+    return make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
 
 
-def test_runbook_004_phase_2_restores_nginx_and_serves_the_good_backend(
+def test_runbook_004_phase_2_restores_nginx_and_stops_asgi(
     host: Host, fake_slack: FakeSlackApi, rollbot_server: Bot
 ) -> None:
     host.deploy_bad_release()
-    assert version(host.server) == "bad"
     bot = rollbot_server(
         catalog=catalog("chat-config", playbook="host-config-rollback", **host.params())
     )
     text = roll_back(bot, fake_slack, "chat-config because websocket errors")
     assert "ROLLBACK COMPLETE" in text, text
-    assert version(host.server) == "good"
-    assert host.shim.grammar_errors() == []
-    assert host.shim.running() == {"backend-wsgi": 4, "backend-asgi": 0, "postgres": 1}
+    assert version(host.server) == "1"
+    assert host.app.running() == {"backend-wsgi": 4, "backend-asgi": 0}
 
 
-def test_runbook_004_phase_3_checks_out_the_recorded_commit(
+def test_runbook_004_phase_3_serves_the_recorded_commit_at_the_phase_2_scale(
     host: Host, fake_slack: FakeSlackApi, rollbot_server: Bot, tmp_path: Path
 ) -> None:
     good_commit = host.repo.head()
     record = tmp_path / "pre-migration-commit.txt"
     record.write_text(good_commit + "\n")
-    host.deploy_bad_release()
+    host.deploy_bad_release(rebuild=True)
+    host.app.compose("up", "-d", "--no-deps", "--scale", "backend-wsgi=4", "backend-wsgi")
     params = host.params(recorded_commit_file=str(record))
     bot = rollbot_server(catalog=catalog("chat-full", playbook="host-full-rollback", **params))
     text = roll_back(bot, fake_slack, "chat-full")
     assert "ROLLBACK COMPLETE" in text, text
     assert host.repo.head() == good_commit
-    assert (host.repo.path / "app/version.txt").read_text() == "1\n"
-    assert version(host.server) == "good" and host.shim.grammar_errors() == []
-    assert changes(host)[:2] == ["build", "up"]
+    host.wait_serving("1")  # rebuilt from the recorded commit, through nginx
+    assert host.app.running() == {"backend-wsgi": 4, "backend-asgi": 0}
+
+
+def test_runbook_004_a_wrong_project_name_fails_loudly_and_changes_nothing(
+    host: Host, fake_slack: FakeSlackApi, rollbot_server: Bot
+) -> None:
+    host.deploy_bad_release()
+    params = host.params(compose_project="chat-arena")
+    bot = rollbot_server(catalog=catalog("chat-config", playbook="host-config-rollback", **params))
+    text = roll_back(bot, fake_slack, "chat-config")
+    assert "ROLLBACK FAILED" in text
+    assert "compose project 'chat-arena' has no containers for backend-wsgi" in text
+    assert host.app.running() == {"backend-wsgi": 2, "backend-asgi": 2}
+    assert version(host.server) == "asgi"
 
 
 def test_runbook_004_a_refused_config_stops_before_any_reload_and_is_posted(
     host: Host, fake_slack: FakeSlackApi, rollbot_server: Bot
 ) -> None:
-    broken = host.server.config(host.good.url).replace("proxy_pass", "proxy_pas")
-    (host.server.prefix / "nginx.conf.pre-hybrid.bak").write_text(broken)
+    good = host.server.prefix / "nginx.conf.pre-hybrid.bak"
+    good.write_text(good.read_text().replace("proxy_pass", "proxy_pas"))
     host.deploy_bad_release()
     workers = host.server.workers()
     bot = rollbot_server(
@@ -198,5 +201,5 @@ def test_runbook_004_a_refused_config_stops_before_any_reload_and_is_posted(
     assert "ROLLBACK FAILED" in text
     assert "Failed at:* step 4 of" in text and "nothing after it ran" in text
     assert 'unknown directive "proxy_pas"' in text  # nginx's own words, quoted
-    assert host.server.workers() == workers and version(host.server) == "bad"
-    assert changes(host) == ["up"]  # ASGI was never stopped
+    assert host.server.workers() == workers and version(host.server) == "asgi"
+    assert host.app.running()["backend-asgi"] == 2  # ASGI was never stopped

@@ -67,6 +67,7 @@ async def test_previous_skips_a_deregistered_revision(aws: Aws) -> None:
         "target_images": [f"{ACCOUNT}.dkr.ecr.eu-central-1.amazonaws.com/api:v2"],
         "source": "history",
         "same_as_current": False,
+        "world": {"subject": "api", "on": "api:4"},
         "summary": f"api: api:4 -> api:2 ({ACCOUNT}.dkr.ecr.eu-central-1.amazonaws.com/api:v2)",
     }
 

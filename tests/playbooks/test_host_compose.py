@@ -1,13 +1,14 @@
-"""Compose steps against the recording `docker` shim, which checks every call against the
-compose CLI grammar and the compose file's services (no container engine runs here)."""
+"""Compose steps against a real engine: podman's Docker API driven by Compose v2, with small
+busybox containers answering HTTP on loopback."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from playbooks.base import StepContext, StepFailed
@@ -20,103 +21,161 @@ from playbooks.steps.compose import (
     ComposeStart,
     ComposeStop,
     ComposeUp,
+    normalise_project,
+    resolve_project,
 )
-from playbooks.steps.executor import LocalExecutor
-from playbooks.steps.shell import ShellMigrate
-from tests.testbed.compose_shim import ComposeShim, compose_shim_fixture  # noqa: F401
+from playbooks.steps.executor import CommandResult
+from tests.testbed.podman import ComposeApp
 
-Shim = Callable[..., ComposeShim]
+App = Callable[..., ComposeApp]
 
 
-def context(shim: ComposeShim, **params: Any) -> StepContext:
+def context(app: ComposeApp, **params: Any) -> StepContext:
     base = {
-        "app_dir": str(shim.app_dir),
-        "compose_project": shim.project,
+        "app_dir": str(app.app_dir),
+        "compose_project": app.project,
         "compose_file": "docker-compose.yml",
     }
     return StepContext(target="web", params={**base, **params}, outputs={"request": {}})
 
 
-async def test_each_step_makes_a_valid_call_with_the_planned_argv(compose_shim: Shim) -> None:
-    shim = compose_shim()
-    ctx = context(shim)
-    steps = [
-        ComposeStop(services=["backend-asgi"], stop_timeout=20),
-        ComposeScale(service="backend-wsgi", replicas=4),
-        ComposeBuild(services=["backend-wsgi"], pull=True),
-        ComposeUp(services=["backend-wsgi"], no_deps=True, build=True, scale={"backend-wsgi": 3}),
-        ComposeRestart(services=["backend-wsgi"]),
-        ComposeStart(services=["backend-asgi"]),
-        ComposePs(),
-        ComposeLogs(services=["backend-wsgi"], tail=100),
-    ]
-    planned = [(await s.plan(ctx))[0] for s in steps]
-    outputs = [await s.run(ctx) for s in steps]
-    assert shim.grammar_errors() == []
-    prefix = f"[in {shim.app_dir}] docker compose -p arena -f docker-compose.yml "
-    assert [p.removeprefix(prefix) for p in planned] == [
-        "stop -t 20 backend-asgi",
-        "up -d --no-deps --scale backend-wsgi=4 backend-wsgi",
-        "build --pull backend-wsgi",
-        "up -d --no-deps --build --scale backend-wsgi=3 backend-wsgi",
-        "restart backend-wsgi",
-        "start backend-asgi",
-        "ps",
-        "logs --no-color --tail 100 backend-wsgi",
-    ]
-    assert [" ".join(c) for c in shim.commands()] == [p.removeprefix(prefix) for p in planned]
-    assert all(c["cwd"] == str(shim.app_dir) and c["project"] == "arena" for c in shim.calls())
-    assert "backend-wsgi-3  backend-wsgi  running" in outputs[6]["stdout"]
-    assert "log line 1" in outputs[7]["stdout"]
-    assert shim.state()["backend-wsgi"]["builds"] == 2
+async def test_each_step_changes_the_real_containers_as_planned(compose_app: App) -> None:
+    app = compose_app(postgres=False)
+    ctx = context(app)
+    prefix = f"[in {app.app_dir}] docker compose -p {app.project} -f docker-compose.yml "
+    stop = ComposeStop(services=["backend-asgi"], stop_timeout=5)
+    assert (await stop.plan(ctx))[0] == prefix + "stop -t 5 backend-asgi"
+    await stop.run(ctx)
+    assert app.running() == {"backend-wsgi": 2, "backend-asgi": 0}
 
-
-async def test_config_rollback_sequence_leaves_asgi_stopped(compose_shim: Shim) -> None:
-    # runbook 004: stop ASGI, then bring WSGI to 4. The runbook's `up -d --scale
-    # backend-wsgi=4` without a service would start ASGI again; the scale step names WSGI.
-    shim = compose_shim(depends={"backend-wsgi": ["postgres"]})
-    ctx = context(shim)
-    await ComposeStop(services=["backend-asgi"]).run(ctx)
-    await ComposeScale(service="backend-wsgi", replicas=4).run(ctx)
-    assert shim.running() == {"backend-wsgi": 4, "backend-asgi": 0, "postgres": 1}
-    runbook_literal = await LocalExecutor().run(
-        ["docker", "compose", "-p", "arena", "up", "-d", "--scale", "backend-wsgi=4"],
-        cwd=str(shim.app_dir),
+    scale = ComposeScale(service="backend-wsgi", replicas=3)
+    assert (await scale.plan(ctx))[0] == (
+        prefix + "up -d --no-deps --scale backend-wsgi=3 backend-wsgi"
     )
-    assert runbook_literal.ok
-    assert shim.running()["backend-asgi"] == 2  # what the literal command would have done
+    await scale.run(ctx)
+    assert app.running() == {"backend-wsgi": 3, "backend-asgi": 0}
+
+    await ComposeStart(services=["backend-asgi"]).run(ctx)
+    assert app.running() == {"backend-wsgi": 3, "backend-asgi": 2}
+    await ComposeRestart(services=["backend-asgi"]).run(ctx)
+    await ComposeBuild(services=["backend-wsgi"]).run(ctx)
+    listed = await ComposePs().run(ctx)
+    assert listed["stdout"].count(f"{app.project}-backend-wsgi-") == 3
+    logs = await ComposeLogs(services=["backend-wsgi"], tail=10).run(ctx)
+    assert logs["exit_code"] == 0
 
 
-async def test_a_failing_command_fails_the_step_with_its_stderr(compose_shim: Shim) -> None:
-    shim = compose_shim()
-    shim.fail("build", exit_code=17, stderr="failed to solve: base image not found")
-    with pytest.raises(
-        StepFailed, match=r"Build backend-wsgi failed: .* exited 17: failed to solve"
+async def test_a_later_up_keeps_the_scale_an_earlier_step_set(compose_app: App) -> None:
+    # real compose converges `up` to the file's replica count; the step passes the count back
+    app = compose_app(postgres=False)
+    ctx = context(app)
+    await ComposeScale(service="backend-wsgi", replicas=4).run(ctx)
+    await ComposeStop(services=["backend-wsgi", "backend-asgi"]).run(ctx)
+    out = await ComposeUp().run(ctx)
+    assert "--scale backend-wsgi=4" in out["command"]
+    assert app.running() == {"backend-wsgi": 4, "backend-asgi": 2}
+    await ComposeUp(services=["backend-wsgi"], keep_scale=False).run(ctx)
+    assert app.running() == {"backend-wsgi": 2, "backend-asgi": 2}  # what compose itself does
+
+
+async def test_steps_on_a_project_without_those_containers_fail_and_change_nothing(
+    compose_app: App,
+) -> None:
+    app = compose_app(postgres=False)
+    wrong = context(app, compose_project="chat-arena")
+    expected = (
+        "compose project 'chat-arena' has no containers for backend-asgi"
+        " — is compose_project right?"
+    )
+    for step in (
+        ComposeStop(services=["backend-asgi"]),
+        ComposeStart(services=["backend-asgi"]),
+        ComposeRestart(services=["backend-asgi"]),
+        ComposeScale(service="backend-asgi", replicas=4),
+        ComposeLogs(services=["backend-asgi"]),
     ):
-        await ComposeBuild(services=["backend-wsgi"]).run(context(shim))
-    assert shim.state()["backend-wsgi"]["builds"] == 0
+        with pytest.raises(StepFailed) as caught:
+            await step.run(wrong)
+        assert str(caught.value) == expected
+    with pytest.raises(StepFailed, match="has no containers for any service"):
+        await ComposeUp().run(wrong)
+    assert app.running() == {"backend-wsgi": 2, "backend-asgi": 2}
+    assert not app.engine.docker(
+        "ps", "-aq", "--filter", "label=com.docker.compose.project=chat-arena"
+    ).strip()
 
 
-async def test_unknown_service_is_refused_by_compose(compose_shim: Shim) -> None:
-    shim = compose_shim()
-    with pytest.raises(StepFailed, match="no such service: backend-celery"):
-        await ComposeStop(services=["backend-celery"]).run(context(shim))
+async def test_start_and_restart_of_removed_containers_fail(compose_app: App) -> None:
+    app = compose_app(postgres=False)
+    ctx = context(app)
+    app.compose("rm", "-s", "-f", "backend-asgi")
+    for step in (
+        ComposeStart(services=["backend-asgi"]),
+        ComposeRestart(services=["backend-asgi"]),
+    ):
+        with pytest.raises(StepFailed, match="no containers for backend-asgi"):
+            await step.run(ctx)
 
 
-async def test_compose_command_project_and_files_come_from_the_target(compose_shim: Shim) -> None:
-    shim = compose_shim()
-    (shim.app_dir / "docker-compose.override.yml").write_text("services: {}\n")
-    ctx = context(shim, compose_file=None)
-    both = ["docker-compose.yml", "docker-compose.override.yml"]
-    step = ComposeStop(services=["backend-asgi"], files=both, env={"API_TAG": "v1"})
-    await step.run(ctx)
-    (call,) = shim.calls()
-    assert call["files"] == ["docker-compose.yml", "docker-compose.override.yml"]
-    assert call["env"] == {"API_TAG": "v1"}
-    await ComposeStop(services=["backend-asgi"]).run(ctx)  # compose finds docker-compose.yml
-    assert shim.calls()[-1]["files"] == ["docker-compose.yml"] and not shim.grammar_errors()
-    with pytest.raises(StepFailed, match="not a compose project name"):
-        await ComposeStop(services=["x"], project="Bad Name").plan(ctx)
+def test_up_refuses_scale_for_services_it_does_not_bring_up() -> None:
+    with pytest.raises(ValidationError, match="scale names backend-asgi"):
+        ComposeUp(services=["backend-wsgi"], scale={"backend-asgi": 2})
+    ComposeUp(scale={"backend-asgi": 2})  # every service: any may be scaled
+    ComposeUp(services=["backend-wsgi"], scale={"backend-wsgi": 2})
+
+
+async def test_a_failing_build_quotes_the_first_error_and_the_tail(compose_app: App) -> None:
+    app = compose_app(postgres=False)
+    (app.app_dir / "Dockerfile").write_text("FROM localhost/rollbot-busybox:1\nCOPY nowhere /x\n")
+    with pytest.raises(StepFailed) as caught:
+        await ComposeBuild(services=["backend-wsgi"]).run(context(app))
+    message = str(caught.value)
+    assert message.startswith("Build backend-wsgi failed: ")
+    assert "nowhere" in message
+
+
+def test_reason_keeps_the_first_error_line_before_the_tail() -> None:
+    stderr = "Error: image not found\nstep 1\nstep 2\nstep 3\nsummary: 1 failed\n"
+    result = CommandResult(("x",), 1, "", stderr, 0.1)
+    assert result.reason() == "Error: image not found | ... | step 2 | step 3 | summary: 1 failed"
+    short = CommandResult(("x",), 1, "", "one\ntwo\n", 0.1)
+    assert short.reason() == "one | two"
+
+
+def test_the_project_name_is_resolved_as_compose_does(tmp_path: Path, monkeypatch) -> None:
+    app_dir = tmp_path / "Chat-Arena-Backend"
+    app_dir.mkdir()
+    (app_dir / "docker-compose.yml").write_text("services: {web: {image: x}}\n")
+    ctx = StepContext(target="t", params={"app_dir": str(app_dir)})
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    assert resolve_project(ctx) == ("chat-arena-backend", "the directory name 'Chat-Arena-Backend'")
+    spec = {"name": "arena", "services": {"web": {"image": "x"}}}
+    (app_dir / "docker-compose.yml").write_text(yaml.safe_dump(spec))
+    assert resolve_project(ctx)[0] == "arena"
+    (app_dir / ".env").write_text("# settings\nCOMPOSE_PROJECT_NAME=from-dotenv\n")
+    assert resolve_project(ctx)[0] == "from-dotenv"
+    monkeypatch.setenv("COMPOSE_PROJECT_NAME", "from-env")
+    assert resolve_project(ctx) == ("from-env", "COMPOSE_PROJECT_NAME in the environment")
+    with_p = StepContext(target="t", params={"app_dir": str(app_dir), "compose_project": "p"})
+    assert resolve_project(with_p) == ("p", "compose_project (-p)")
+    assert normalise_project("_My.App 2") == "myapp2"
+
+
+async def test_the_resolved_name_is_the_one_compose_uses(compose_app: App, monkeypatch) -> None:
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    app = compose_app(postgres=False, project="rollbot-named-project", start=False)
+    spec = yaml.safe_load((app.app_dir / "docker-compose.yml").read_text())
+    (app.app_dir / "docker-compose.yml").write_text(yaml.safe_dump({"name": app.project, **spec}))
+    app.up()
+    ctx = context(app, compose_project=None)
+    planned = await ComposeStop(services=["backend-asgi"]).plan(ctx)
+    assert (
+        planned[1]
+        == "(compose project 'rollbot-named-project', from `name:` in docker-compose.yml)"
+    )
+    out = await ComposeStop(services=["backend-asgi"]).run(ctx)
+    assert out["project"] == "rollbot-named-project"
+    assert app.running()["backend-asgi"] == 0
 
 
 def test_names_that_would_become_options_are_refused() -> None:
@@ -132,39 +191,22 @@ def test_names_that_would_become_options_are_refused() -> None:
             bad()
 
 
-async def test_migrations_run_inside_the_container(compose_shim: Shim) -> None:
-    shim = compose_shim()
-    shim.exec_output(["python", "manage.py", "showmigrations", "ai_model"], "[X] 0010\n[X] 0011\n")
-    step = ShellMigrate(
-        framework="django", migrations={"ai_model": "0010"}, compose_service="backend-wsgi"
+def test_rollbot_check_refuses_a_playbook_whose_up_scales_a_foreign_service(
+    tmp_path: Path,
+) -> None:
+    from bot.catalog import load_catalog
+    from bot.errors import ConfigError
+
+    (tmp_path / "scale-up.yml").write_text(
+        "name: scale-up\ndescription: bring WSGI up at four\n"
+        "params: {app_dir: {type: str, required: true}}\n"
+        "steps:\n"
+        "  - {id: up, type: compose.up, services: [backend-wsgi], scale: {backend-asgi: 4}}\n"
     )
-    ctx = context(shim)
-    out = await step.run(ctx)
-    assert shim.grammar_errors() == []
-    assert [" ".join(c) for c in shim.commands()] == [
-        "exec -T backend-wsgi python manage.py showmigrations ai_model",
-        "exec -T backend-wsgi python manage.py migrate ai_model 0010",
-        "exec -T backend-wsgi python manage.py showmigrations ai_model",
-    ]
-    assert out["before"] == "[X] 0010\n[X] 0011\n"
-    await ComposeStop(services=["backend-wsgi"]).run(ctx)
-    with pytest.raises(StepFailed, match=r"reading the migration state.*is not running"):
-        await step.run(ctx)
-
-
-def test_the_shim_itself_rejects_what_compose_would(compose_shim: Shim) -> None:
-    shim = compose_shim()
-
-    def docker(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", *args], cwd=shim.app_dir, capture_output=True, text=True)
-
-    assert docker("compose", "up", "backend-wsgi").returncode == 1  # attached up
-    assert docker("compose", "logs", "-f", "backend-wsgi").returncode == 1
-    assert docker("compose", "--verbose", "ps").returncode == 1
-    assert docker("compose", "up", "-d", "--scale", "nope=2").returncode == 1
-    assert docker("compose", "-f", "missing.yml", "ps").returncode == 1
-    assert docker("ps").returncode == 1
-    assert (
-        docker("compose", "--project-name=arena", "--file=docker-compose.yml", "ps").returncode == 0
+    (tmp_path / "rollbot.yml").write_text(
+        "approvers: [U0LEAD]\nchannel: C0INC\n"
+        "targets: {chat: {playbook: scale-up.yml, app_dir: /app/Chat-Arena-Backend}}\n"
     )
-    assert len(shim.grammar_errors()) == 6
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(tmp_path / "rollbot.yml")
+    assert "scale names backend-asgi, which this up does not bring up" in str(caught.value.problems)

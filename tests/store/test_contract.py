@@ -365,7 +365,8 @@ async def test_audit_sequence_increases_and_entries_round_trip(store: Store) -> 
     assert all(a < b for a, b in itertools.pairwise(seqs))
     got = await store.audit_since()
     assert [e.seq for e in got] == seqs
-    assert got[2] == entry(2, at=t0 + 2).model_copy(update={"seq": seqs[2]})
+    chained = {"seq": seqs[2], "prev": got[1].hash, "hash": got[2].hash}  # links set on append
+    assert got[2] == entry(2, at=t0 + 2).model_copy(update=chained)
 
 
 async def test_audit_since_filters_by_time_and_subject_oldest_first(store: Store) -> None:

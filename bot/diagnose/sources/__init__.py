@@ -72,7 +72,7 @@ def plan(params: dict[str, Any], options: Options) -> dict[str, Collector | str]
         out[f"health {url}"] = functools.partial(health, url=url)
     if not urls:
         out["health"] = "not configured (no health_urls)"
-    if params.get("compose_project"):
+    if params.get("compose_project") or "compose_command" in params or "compose_file" in params:
         out["containers"] = containers
     if params.get("nginx_conf") or params.get("nginx_command"):
         out["nginx_test"] = nginx_test
