@@ -21,6 +21,7 @@ from bot.slack.limits import (
     cut,
     cut_start,
     fit_items,
+    no_fence,
     section_block,
     sections,
     utf16_len,
@@ -303,7 +304,10 @@ def completion(
     failed_output: str,
     failed_output_note: str = "",
 ) -> str:
-    """The message that ends a rollback: outcome, time taken, changes, checklist, failure."""
+    """The message that ends a rollback: outcome, time taken, changes, checklist, failure.
+    Texts that come from commands and AWS never open or close a code block."""
+    checklist = [{**item, "detail": no_fence(str(item.get("detail") or ""))} for item in checklist]
+    changes = [{**item, "detail": no_fence(str(item.get("detail") or ""))} for item in changes]
     return render(
         "completion",
         templates,
@@ -313,7 +317,7 @@ def completion(
         id=record.id,
         total=duration((data.finished_at or now()) - (data.started_at or record.created_at)),
         approver=data.approver,
-        error=error,
+        error=no_fence(error),
         checklist=checklist,
         changes=changes,
         failed_step=failed_step,

@@ -55,6 +55,11 @@ def more(count: int, noun: str = "more", where: str = IN_THREAD) -> str:
     return f"{ELLIPSIS} and {count} {noun} — {where}"
 
 
+def no_fence(text: str) -> str:
+    """Text shown inside a message that must not open or close a code block."""
+    return text.replace(FENCE, "'''")
+
+
 def close_fences(text: str) -> str:
     """`text` with an unclosed code fence closed."""
     return text + ("\n" + FENCE if text.count(FENCE) % 2 else "")

@@ -111,7 +111,9 @@ def test_long_plan_and_long_failure(
     assert_within_limits(ended.args["blocks"])
     shown_text = json.dumps(ended.args["blocks"], ensure_ascii=False)
     assert f"line {OUTPUT_LINES - 1:03d}" in shown_text  # the end of the output is shown
-    assert "line 000" not in shown_text
+    assert "line 050" not in shown_text  # from the middle: neither the error nor the tail
+    # a fence printed by the command neither opens nor closes a code block of the message
+    assert "```not a fence" not in shown_text and "'''not a fence of ours" in shown_text
     assert re.search(r"the last 1,200 of [\d,]+ characters — full text in the thread", shown_text)
     assert "(no verification ran)" in shown_text  # the checklist is still there
     output_file = uploaded(fake_slack, "failed-output-")
