@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.signals import install_signal_handlers
 from bot.slack import outbox
 from bot.slack.app import build_app
+from bot.slack.socket import EnvelopeSocketModeHandler
 from bot.startup import StartupError, listen_error, slack_token
 from bot.web import build_web_app
 
@@ -53,9 +54,11 @@ async def _serve(
     socket_handler = None
     # listen before anything runs in the background, so a port in use stops a quiet process
     if socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        socket_handler = AsyncSocketModeHandler(bolt, settings.secret("slack_app_token"))
+        socket_handler = EnvelopeSocketModeHandler(
+            bolt,
+            settings.secret("slack_app_token") or "",
+            ping_interval=settings.rollbot_socket_ping_seconds,
+        )
         await socket_handler.connect_async()
     else:
         try:

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Org-wide install: the team ids (comma-separated) whose requests are served. Unset: only
     # the installation's own team (auth.test).
     rollbot_allowed_teams: str = ""
+    # Socket Mode: how often the connection is pinged; a dead one is replaced within a few.
+    rollbot_socket_ping_seconds: float = Field(default=10.0, gt=0)
 
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"

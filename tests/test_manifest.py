@@ -18,7 +18,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS_VARIABLE = "ROLLBOT_SLACK_SCHEMAS"
-SCOPES = {"commands", "chat:write", "chat:write.public", "files:write", "usergroups:read"}
+SCOPES = {
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "files:write",
+    "channels:join",
+    "usergroups:read",
+}
 
 
 def schema_for(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +57,8 @@ def test_manifest_contents(manifest: dict[str, Any]) -> None:
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES
     assert "user" not in manifest["oauth_config"]["scopes"]
+    # answers that cannot be given in a channel go to the person as a DM
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.diagnose.models import Capture, Figures
 from bot.slack.ids import ActionId
+from bot.slack.limits import IN_THREAD, SECTION_TEXT, fit_items, more, section_block, utf16_len
 from bot.slack.text import code, escape, truncate
 
 ICONS = {
@@ -17,8 +18,9 @@ ICONS = {
     "ok": ":large_green_circle:",
     "unknown": ":white_circle:",
 }
-SECTION_LIMIT = 3000  # Slack's limit for a section's text
+SECTION_LIMIT = SECTION_TEXT
 LIST_LIMIT = 10  # lines per list before "and N more"
+ERROR_LINES = 10  # latest log lines shown before "and N more"
 
 
 def headline(capture: Capture) -> str:
@@ -31,18 +33,13 @@ def headline(capture: Capture) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+    return section_block(text)
 
 
 def _bullets(title: str, lines: list[str]) -> dict[str, Any]:
     """A titled list that fits one section: the rest is counted, not cut mid-line."""
-    text, room = f"*{title}*", SECTION_LIMIT - 80  # room for the "and N more" line
-    for i, line in enumerate(lines):
-        if i == LIST_LIMIT or len(text) + len(line) + 3 > room:
-            text += f"\n… and {len(lines) - i} more (see the capture file)"
-            break
-        text += f"\n• {line}"
-    return _section(text)
+    bullets = [f"• {line}" for line in lines]
+    return _section(fit_items(f"*{title}*", bullets, most=LIST_LIMIT).text)
 
 
 def key_figures(capture: Capture) -> list[tuple[str, str]]:
@@ -90,12 +87,33 @@ def _image_of(capture: Capture) -> str:
     return f" ({images[0].rsplit('/', 1)[-1]})" if images else ""
 
 
-def _latest_errors(capture: Capture) -> list[str]:
-    lines = []
+def _latest_errors(capture: Capture) -> tuple[list[str], int]:
+    """The error lines the capture kept, newest first, and how many matched in all."""
+    lines, total = [], 0
     for name, src in capture.sources.items():
         if name.startswith("logs ") and src.status == "ok":
             lines += [(e["at"], e["message"]) for e in src.data.get("latest", [])]
-    return [message for _, message in sorted(lines, reverse=True)[:3]]
+            total += int(src.data.get("count") or 0)
+    return [message for _, message in sorted(lines, reverse=True)], max(total, len(lines))
+
+
+def _errors_section(capture: Capture) -> dict[str, Any] | None:
+    """The latest error lines in a code block, as many as fit, saying how many more matched."""
+    kept, total = _latest_errors(capture)
+    if not kept:
+        return None
+    where = IN_THREAD if total == len(kept) else f"the latest {len(kept)} in the capture file"
+    head, body = "*Latest errors in the logs*", []
+    for message in kept[:ERROR_LINES]:
+        line = escape(truncate(message, 300)).replace("```", "'''")
+        trial = f"{head}\n```" + "\n".join([*body, line]) + "```\n" + more(total, "more", where)
+        if utf16_len(trial) > SECTION_TEXT:
+            break
+        body.append(line)
+    text = f"{head}\n```" + "\n".join(body) + "```"
+    if total > len(body):
+        text += "\n" + more(total - len(body), "more lines", where)
+    return _section(text)
 
 
 def verdict_blocks(capture: Capture, diagnosis_id: str | None = None) -> list[dict[str, Any]]:
@@ -134,10 +152,9 @@ def _detail_sections(capture: Capture) -> list[dict[str, Any]]:
             for t in v.triggers
         ]
         out.append(_section("*Triggers fired*\n" + "\n".join(lines)))
-    errors = _latest_errors(capture)
-    if errors:
-        shown = "\n".join(escape(truncate(e, 300)).replace("```", "'''") for e in errors)
-        out.append(_section(f"*Latest errors in the logs*\n```{shown}```"))
+    errors = _errors_section(capture)
+    if errors is not None:
+        out.append(errors)
     missing = [
         f"{code(name, 120)}: {escape(truncate(src.error or src.status, 300))}"
         for name, src in capture.sources.items()

@@ -275,7 +275,7 @@ class Execution:
             return  # another replica already ended it
         metrics.rollbacks.labels(outcome=to.value).inc()
         data = records.data_of(record)
-        text = msg.completion(
+        full = msg.completion(
             self.services.settings.rollbot_templates,
             record,
             data,
@@ -285,7 +285,7 @@ class Execution:
             changes=self._changes(result),
             **self._failure(result),
         )
-        blocks = [msg.section(text)]
+        text, blocks, complete = msg.completion_message(full)
         if not result.ok:
             blocks += msg.failure_actions(self.id, data)
         # The rollback has ended: what follows is reported even across a store outage.
@@ -304,11 +304,24 @@ class Execution:
         await self._write(
             lambda: records.release_target(store, data.target, self.id), until_back=True
         )
+        for filename, title, text in self._full_texts(result, full, complete):
+            await self._write(
+                lambda f=filename, t=title, c=text: self.slack.attach(
+                    data.channel,
+                    data.thread_ts,
+                    filename=f,
+                    content=c,
+                    title=t,
+                    subject=self.id,
+                    durable=True,
+                ),
+                until_back=True,
+            )
         content = await self._write(
             lambda: report.incident_report(self.services, self.id), until_back=True
         )
         await self._write(
-            lambda: self.slack.upload(
+            lambda: self.slack.attach(
                 data.channel,
                 data.thread_ts,
                 filename=f"incident-report-{self.id}.md",
@@ -330,13 +343,32 @@ class Execution:
 
     def _failure(self, result: RunResult) -> dict[str, str]:
         """Which step stopped the playbook, and the tail of what its command printed."""
-        failed = next((s for s in result.steps if s.outcome in ("failed", "interrupted")), None)
+        failed = _failed_step(result)
         if failed is None:
-            return {"failed_step": "", "failed_output": ""}
+            return {"failed_step": "", "failed_output": "", "failed_output_note": ""}
         return {
             "failed_step": f"{failed.index + 1} of {len(self.step_ids)}, {failed.title}",
             "failed_output": msg.output_tail(failed.output),
+            "failed_output_note": msg.output_note(failed.output),
         }
+
+    def _full_texts(
+        self, result: RunResult, completion: str, complete: bool
+    ) -> list[tuple[str, str, str]]:
+        """(filename, title, content) of what the completion message could not hold whole."""
+        files = []
+        if not complete:
+            files.append((f"completion-{self.id}.md", f"Completion {self.id}", completion))
+        failed = _failed_step(result)
+        if failed is not None and msg.output_note(failed.output):
+            title = f"Output of step {failed.index + 1}, {failed.title}"
+            content = msg.failure_output(failed.output) + "\n"
+            files.append((f"failed-output-{self.id}.txt", title, content))
+        return files
+
+
+def _failed_step(result: RunResult) -> StepResult | None:
+    return next((s for s in result.steps if s.outcome in ("failed", "interrupted")), None)
 
 
 def _verification_start(steps: list[Any]) -> int:

@@ -14,10 +14,25 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, S
 
 from bot.rollback.models import RollbackData, State
 from bot.slack.ids import ActionId
+from bot.slack.limits import (
+    MESSAGE_TEXT,
+    SECTION_TEXT,
+    close_fences,
+    cut,
+    cut_start,
+    fit_items,
+    no_fence,
+    section_block,
+    sections,
+    utf16_len,
+)
 from bot.slack.text import code, escape, truncate
 from bot.store.base import Record, now
 
-SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section text
+SECTION_LIMIT = SECTION_TEXT
+COMPLETION_SECTIONS = 6  # what a completion shows before the rest goes to the file
+OUTPUT_SHOWN = 1200  # the tail of a failed step's output shown in the message
+STATUS_LIST_TEXT = 4_000  # what Slack shows of a message's text before "Show more"
 
 
 @cache
@@ -65,16 +80,51 @@ def mention(slack_id: str) -> str:
 
 
 def section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+    """One section; a text too long is cut saying so, with its code fences closed."""
+    return section_block(text)
 
 
-def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) -> list[dict]:
+def _plan_steps(data: RollbackData) -> list[str]:
     lines = []
     for step in data.plan:
         mark = ":pencil2:" if step.get("mutating") else ":mag:"
         calls = "\n".join(f"`{escape(c)}`" for c in step.get("calls", []))
         lines.append(f"{mark} *{escape(step['title'])}*\n{calls}")
-    plan_text = "\n".join(lines) or "(no steps)"
+    return lines
+
+
+def plan_section(data: RollbackData) -> tuple[dict[str, Any], bool]:
+    """The plan as one section, and whether all of it is there; when it is not, the heading
+    says how much is shown and the rest is named ("and N more steps")."""
+    steps = _plan_steps(data)
+    head = "*Plan — every call that will be made:*"
+    fitted = fit_items(head, steps, noun="more steps")
+    if fitted.complete:
+        return section(fitted.text if steps else f"{head}\n(no steps)"), True
+    shown = len(steps) - fitted.omitted
+    while True:  # the longer heading may leave room for one step less: say what is shown
+        head = (
+            f"*Plan — every call that will be made* (the first {shown} of {len(steps)} steps "
+            "here; the whole plan is attached in the thread):"
+        )
+        fitted = fit_items(head, steps, noun="more steps")
+        if len(steps) - fitted.omitted == shown:
+            return section(fitted.text), False
+        shown = len(steps) - fitted.omitted
+
+
+def plan_document(rollback_id: str, data: RollbackData) -> str:
+    """The whole plan, for the file attached when the approval request cannot hold it."""
+    lines = [f"# Plan of rollback {rollback_id}: {data.target} to {data.ref}", ""]
+    for i, step in enumerate(data.plan, 1):
+        change = "changes" if step.get("mutating") else "reads"
+        lines += [f"{i}. {step['title']} ({change})"]
+        lines += [f"   - {c}" for c in step.get("calls", [])]
+    return "\n".join(lines) + "\n"
+
+
+def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) -> list[dict]:
+    plan_block, _ = plan_section(data)
     value = json.dumps({"id": rollback_id})
     return [
         section(
@@ -83,7 +133,7 @@ def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) 
             f"`{escape(data.ref)}`. The requester cannot approve their own rollback."
             + _approval_terms(data)
         ),
-        section(f"*Plan — every call that will be made:*\n{plan_text}"),
+        plan_block,
         {
             "type": "actions",
             "block_id": f"approval:{rollback_id}",
@@ -188,18 +238,44 @@ STEP_ICONS = {
 }
 
 
+# Progress lines that are never left out, however many steps there are.
+MUST_SHOW = ("failed", "interrupted", "running")
+
+
 def progress_blocks(
     rollback_id: str, data: RollbackData, total_steps: list[str], running: str = ""
 ) -> list[dict]:
     done = {s.step_id: s for s in data.steps}
-    lines = []
+    lines: list[tuple[str, str]] = []
     for step_id, title in _titles(data, total_steps):
         rec = done.get(step_id)
         state = rec.outcome if rec else ("running" if step_id == running else "pending")
         timing = f" ({rec.seconds:.1f} s)" if rec else ""
-        error = f"\n      {escape(truncate(rec.error, 300))}" if rec and rec.error else ""
-        lines.append(f"{STEP_ICONS.get(state, '')} {escape(title)} — {state}{timing}{error}")
-    return [section(f"*Progress — {escape(data.target)}* (`{rollback_id}`)\n" + "\n".join(lines))]
+        shown = escape(truncate(rec.error, 300)).replace("```", "'''") if rec else ""
+        error = f"\n      {shown}" if shown else ""
+        icon = STEP_ICONS.get(state, "")
+        lines.append((state, f"{icon} {escape(title)} — {state}{timing}{error}"))
+    head = f"*Progress — {escape(data.target)}* (`{rollback_id}`)"
+    return [section(_progress_text(head, lines))]
+
+
+def _progress_text(head: str, lines: list[tuple[str, str]]) -> str:
+    """Every line when they fit; else the failed and running steps and as many others as fit,
+    in order, and how many were left out."""
+    text = "\n".join([head, *(line for _, line in lines)])
+    if utf16_len(text) <= SECTION_TEXT:
+        return text
+    room = SECTION_TEXT - utf16_len(head) - 120  # the "and N more" line
+    keep = {i for i, (state, _) in enumerate(lines) if state in MUST_SHOW}
+    room -= sum(utf16_len(lines[i][1]) + 1 for i in keep)
+    for i, (_, line) in enumerate(lines):
+        if i not in keep and utf16_len(line) + 1 <= room:
+            keep.add(i)
+            room -= utf16_len(line) + 1
+    shown = [cut(lines[i][1], SECTION_TEXT // 4) for i in sorted(keep)]
+    left_out = len(lines) - len(shown)
+    tail = f"… and {left_out} more steps — every step is in the incident report at the end"
+    return cut("\n".join([head, *shown, tail]), SECTION_TEXT)
 
 
 def _titles(data: RollbackData, step_ids: list[str]) -> list[tuple[str, str]]:
@@ -240,8 +316,12 @@ def completion(
     changes: list[dict[str, str]],
     failed_step: str,
     failed_output: str,
+    failed_output_note: str = "",
 ) -> str:
-    """The message that ends a rollback: outcome, time taken, changes, checklist, failure."""
+    """The message that ends a rollback: outcome, time taken, changes, checklist, failure.
+    Texts that come from commands and AWS never open or close a code block."""
+    checklist = [{**item, "detail": no_fence(str(item.get("detail") or ""))} for item in checklist]
+    changes = [{**item, "detail": no_fence(str(item.get("detail") or ""))} for item in changes]
     return render(
         "completion",
         templates,
@@ -251,17 +331,18 @@ def completion(
         id=record.id,
         total=duration((data.finished_at or now()) - (data.started_at or record.created_at)),
         approver=data.approver,
-        error=error,
+        error=no_fence(error),
         checklist=checklist,
         changes=changes,
         failed_step=failed_step,
         failed_output=failed_output,
+        failed_output_note=failed_output_note,
     )
 
 
 def status(templates: Path | None, record: Record, data: RollbackData, next_due: float) -> str:
-    """The periodic update posted while a rollback runs."""
-    return render(
+    """The periodic update posted while a rollback runs, within a message's limit."""
+    text = render(
         "status",
         templates,
         target=data.target,
@@ -271,16 +352,37 @@ def status(templates: Path | None, record: Record, data: RollbackData, next_due:
         current_step=data.current_step,
         next_update=utc(next_due),
     )
+    return close_fences(cut(text, MESSAGE_TEXT - 4))
 
 
 # What a failed step printed, in the order a person reads it: the command, then its output.
 FAILURE_OUTPUT_KEYS = ("command", "output", "stderr", "stdout")
 
 
-def output_tail(output: dict[str, Any], limit: int = 1200) -> str:
+def failure_output(output: dict[str, Any]) -> str:
+    """Everything the failed step printed, command first."""
     parts = [str(output[k]).strip() for k in FAILURE_OUTPUT_KEYS if str(output.get(k, "")).strip()]
-    text = "\n".join(parts).replace("`" * 3, "'" * 3)  # must not close the code block
-    return text if len(text) <= limit else "…" + text[-limit:]
+    return "\n".join(parts)
+
+
+def output_tail(output: dict[str, Any], limit: int = OUTPUT_SHOWN) -> str:
+    text = failure_output(output).replace("`" * 3, "'" * 3)  # must not close the code block
+    return cut_start(text, limit + 1)  # the "…" it starts with when cut is not output
+
+
+def output_note(output: dict[str, Any], limit: int = OUTPUT_SHOWN) -> str:
+    """What the message says when it shows only the end of the output; "" when it shows all."""
+    full = utf16_len(failure_output(output))
+    if full <= limit:
+        return ""
+    return f"(the last {limit:,} of {full:,} characters — full text in the thread)"
+
+
+def completion_message(text: str) -> tuple[str, list[dict[str, Any]], bool]:
+    """The completion as Slack can take it: the notification text, its sections (structure
+    kept, fences closed), and whether all of it is there (else the rest is in a file)."""
+    blocks, omitted = sections(text, most=COMPLETION_SECTIONS)
+    return close_fences(cut(text, MESSAGE_TEXT - 4)), blocks, omitted == 0
 
 
 def output_summary(output: dict[str, Any]) -> str:
@@ -298,7 +400,9 @@ def status_list(records: list[tuple[Record, RollbackData]], at: float) -> str:
         f"(requested by <@{d.requester}>) {link(d.channel, d.thread_ts)}"
         for r, d in records
     ]
-    return "*Rollbacks in progress*\n" + "\n".join(lines)
+    # each line links to its thread; those that do not fit are counted, not cut
+    where = "each has its thread in the incident channel"
+    return fit_items("*Rollbacks in progress*", lines, STATUS_LIST_TEXT, "more", where=where).text
 
 
 def history(records: list[tuple[Record, RollbackData]], target: str | None) -> str:

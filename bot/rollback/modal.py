@@ -1,4 +1,8 @@
-"""The /rollback form: building and opening the modal, validating a submission."""
+"""The /rollback form: building and opening the modal, the target picker's type-ahead, and
+validating a submission.
+
+A catalog that fits a static select (100 options) gets one; a larger one gets an external select
+whose options come from `target_options` as the person types (name and description searched)."""
 
 from __future__ import annotations
 
@@ -6,16 +10,36 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.catalog import Catalog
 from bot.services import Services
-from bot.slack.ids import CallbackId
+from bot.slack.ids import ActionId, CallbackId
+from bot.slack.limits import OPTION_TEXT, OPTIONS
 from bot.slack.text import truncate
 from bot.slash import MAX_REASON, REF
 
 SEVERITIES = ["critical", "high", "medium", "low"]
+# The element ids whose state holds the chosen target: the static select, or the type-ahead.
+TARGET_ELEMENTS = ("value", ActionId.TARGET_SEARCH.value)
 
 
 def _option(value: str, text: str) -> dict[str, Any]:
-    return {"text": {"type": "plain_text", "text": truncate(text, 75)}, "value": value}
+    return {"text": {"type": "plain_text", "text": truncate(text, OPTION_TEXT)}, "value": value}
+
+
+def _target_option(catalog: Catalog, name: str) -> dict[str, Any]:
+    return _option(name, f"{name} — {catalog.targets[name].playbook.name}")
+
+
+def target_options(catalog: Catalog, typed: str) -> list[dict[str, Any]]:
+    """The targets whose name, description or playbook hold every word typed, names that start
+    with what was typed first; at most what one answer may carry."""
+    words = typed.lower().split()
+    found = []
+    for name, target in catalog.targets.items():
+        haystack = f"{name} {target.settings.description} {target.playbook.name}".lower()
+        if all(word in haystack for word in words):
+            found.append((not name.lower().startswith(typed.lower().strip()), name))
+    return [_target_option(catalog, name) for _, name in sorted(found)[:OPTIONS]]
 
 
 async def open_rollback_modal(
@@ -43,19 +67,31 @@ async def open_further_modal(
     await open_rollback_modal(services, trigger_id, origin_channel, prefill)
 
 
+def target_picker(catalog: Catalog, prefill: str) -> dict[str, Any]:
+    """A static select of every target, or a type-ahead when there are more than it holds;
+    `prefill` (a target name) is chosen already either way."""
+    names = sorted(catalog.targets)
+    picker: dict[str, Any] = {"placeholder": {"type": "plain_text", "text": "Target"}}
+    if len(names) <= OPTIONS:
+        picker |= {
+            "type": "static_select",
+            "action_id": "value",
+            "options": [_target_option(catalog, n) for n in names],
+        }
+    else:
+        picker |= {
+            "type": "external_select",
+            "action_id": ActionId.TARGET_SEARCH.value,
+            "min_query_length": 0,
+            "placeholder": {"type": "plain_text", "text": "Type a name or a word of it"},
+        }
+    if prefill in catalog.targets:
+        picker["initial_option"] = _target_option(catalog, prefill)
+    return picker
+
+
 def rollback_view(services: Services, origin_channel: str, prefill: dict[str, str]) -> dict:
-    targets = services.catalog.targets
-    options = [_option(n, f"{n} — {t.playbook.name}") for n, t in sorted(targets.items())][:100]
-    target_select: dict[str, Any] = {
-        "type": "static_select",
-        "action_id": "value",
-        "options": options,
-        "placeholder": {"type": "plain_text", "text": "Target"},
-    }
-    if prefill.get("target") in targets:
-        target_select["initial_option"] = next(
-            o for o in options if o["value"] == prefill["target"]
-        )
+    target_select = target_picker(services.catalog, prefill.get("target", ""))
     severity = {
         "type": "static_select",
         "action_id": "value",
@@ -129,7 +165,9 @@ def parse_submission(services: Services, view: dict[str, Any]) -> ModalRequest |
     values = view.get("state", {}).get("values", {})
 
     def value(block: str) -> str:
-        element = values.get(block, {}).get("value", {})
+        elements = values.get(block, {})
+        elements = elements if isinstance(elements, dict) else {}
+        element = next((elements[k] for k in TARGET_ELEMENTS if k in elements), {})
         if not isinstance(element, dict):
             return ""
         selected = element.get("selected_option") or {}

@@ -12,6 +12,8 @@ from typing import Any
 
 from bot.catalog import Target
 from bot.diagnose.capture import capture
+from bot.diagnose.messaging import markdown
+from bot.diagnose.models import Capture
 from bot.rollback import expiry, records
 from bot.rollback import messaging as msg
 from bot.rollback.models import JobKind, RollbackData, State
@@ -166,14 +168,7 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
         },
     )
     if diagnostics is not None:
-        await slack.upload(
-            data.channel,
-            data.thread_ts,
-            filename=f"diagnostics-{tgt.name}-{rollback_id}.json",
-            content=diagnostics.to_json(),
-            title=f"Pre-rollback diagnostics ({tgt.name})",
-            subject=rollback_id,
-        )
+        await _attach_diagnostics(services, tgt, rollback_id, data, diagnostics)
         data.diagnosis_id = diagnostics.id
     await expiry.arm(services, rollback_id, data)
     data.approval_ts = await slack.post(
@@ -183,6 +178,15 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
         thread_ts=data.thread_ts,
         subject=rollback_id,
     )
+    if not msg.plan_section(data)[1]:  # the approval request shows part of it: the rest here
+        await slack.attach(
+            data.channel,
+            data.thread_ts,
+            filename=f"plan-{rollback_id}.md",
+            content=msg.plan_document(rollback_id, data),
+            title=f"Plan of rollback {rollback_id}",
+            subject=rollback_id,
+        )
     moved = await records.move(
         services.store,
         rollback_id,
@@ -194,6 +198,22 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
     )
     if moved is None:
         raise RuntimeError("the rollback changed state while it was being prepared")
+
+
+async def _attach_diagnostics(
+    services: Services, tgt: Target, rollback_id: str, data: RollbackData, diagnostics: Capture
+) -> None:
+    """The capture as a file in the thread, or as text there when Slack refuses the file: the
+    announcement is out, so a Slack permission problem never stops the request now."""
+    await services.slack.attach(
+        data.channel,
+        data.thread_ts,
+        filename=f"diagnostics-{tgt.name}-{rollback_id}.json",
+        content=diagnostics.to_json(),
+        readable=markdown(diagnostics),
+        title=f"Pre-rollback diagnostics ({tgt.name})",
+        subject=rollback_id,
+    )
 
 
 async def _capture(services: Services, tgt: Target) -> Any:

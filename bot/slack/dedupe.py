@@ -1,6 +1,10 @@
 """Slack redelivers a request it thinks timed out: answer the copy without running it again.
 And a signed request captured and sent again (a replay) runs once: its signature is remembered
-in the store, shared by the replicas, for as long as Slack's verifiers accept its timestamp."""
+in the store, shared by the replicas, for as long as Slack's verifiers accept its timestamp.
+
+Over HTTP a redelivery carries X-Slack-Retry-Num and the same body; over Socket Mode it is the
+same envelope id again (the body there is no raw text at all), possibly on another replica's
+connection, so every envelope id is claimed in the store before its listener runs."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.slack.socket import ENVELOPE_HEADER
 from bot.store.audit import audit
 from bot.store.base import Store
 from bot.store.outage import HEALTH, FailureLog, is_unavailable
@@ -25,7 +30,16 @@ NOTE_EVERY = 0.05
 log = logging.getLogger(__name__)
 
 
+def envelope_id(request: AsyncBoltRequest) -> str:
+    """The Socket Mode envelope id of the request, or "" for an HTTP request."""
+    return (request.headers.get(ENVELOPE_HEADER) or [""])[0]
+
+
 def delivery_key(request: AsyncBoltRequest) -> str:
+    """What identifies one delivery across redeliveries: the envelope id in Socket Mode, the
+    signed body over HTTP."""
+    if envelope := envelope_id(request):
+        return f"delivery:envelope:{envelope}"
     return "delivery:" + hashlib.sha256(request.raw_body.encode()).hexdigest()
 
 
@@ -78,13 +92,13 @@ class DeliveryNotes:
             self._unwritten -= keys
 
 
-async def _first_use(store: Store, signature: str) -> bool:
-    """Is this signed request new? With the store away nothing can change anyway: let the
-    request through to the listener, which answers that the store is unreachable."""
+async def _first_use(store: Store, key: str, ttl: float) -> bool:
+    """Is this delivery (envelope, signed request) new? With the store away nothing can change
+    anyway: let it through to the store guard, which answers that the store is unreachable."""
     if HEALTH.down:
         return True
     try:
-        return await store.remember(signature_key(signature), REPLAY_WINDOW)
+        return await store.remember(key, ttl)
     except Exception as exc:
         if is_unavailable(exc):
             HEALTH.failed()  # so the store guard answers at once, without trying again
@@ -97,12 +111,17 @@ def make_dedupe(store: Store) -> Any:
 
     async def dedupe(req: AsyncBoltRequest, resp: BoltResponse, next: Any) -> Any:
         key = delivery_key(req)
+        if envelope_id(req):
+            # the first claim wins, whichever replica's connection the envelope reached
+            if not await _first_use(store, key, SEEN_FOR):
+                return BoltResponse(status=200, body="")
+            return await next()
         if req.headers.get("x-slack-retry-num"):
             if notes.knows(key) or not await store.remember(key, SEEN_FOR):
                 return BoltResponse(status=200, body="")
             return await next()
         signature = first_header(req, "x-slack-signature")
-        if signature and not await _first_use(store, signature):
+        if signature and not await _first_use(store, signature_key(signature), REPLAY_WINDOW):
             actor = req.context.user_id or "unknown"
             kind = str(req.body.get("type") or ("command" if "command" in req.body else ""))
             await audit(store, actor, "slack.replay_refused", kind, why="signature already used")

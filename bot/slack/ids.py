@@ -13,6 +13,8 @@ class ActionId(StrEnum):
     RETRY_FURTHER = "rollback_further"
     # the Roll back button under a diagnosis
     OPEN_FROM_DIAGNOSIS = "diagnose_rollback"
+    # the form's target picker when the catalog is too large for a static select
+    TARGET_SEARCH = "rollback_target_search"
 
 
 class CallbackId(StrEnum):

@@ -3,7 +3,11 @@
 
 Every text leaving the process passes `_outgoing`, so secrets are hidden in one place; posts
 and uploads are audited, and a durable one that Slack keeps refusing waits in the store's
-outbox and is delivered later, in order per channel."""
+outbox and is delivered later, in order per channel.
+
+Channels the bot cannot reach: an upload into a public channel it was not invited to joins the
+channel first (channels:join); an ephemeral answer Slack cannot deliver there goes to the
+person as a direct message instead."""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ import logging
 import time
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import outbox, outgoing
+from bot.slack.limits import section_block, sections
+from bot.slack.text import escape
 from bot.store.audit import audit
 from bot.store.base import Store
 
@@ -21,6 +28,16 @@ log = logging.getLogger(__name__)
 
 # How long a user group's members are trusted before Slack is asked again.
 GROUP_TTL = 60.0
+# Slack's answers for a channel the bot cannot act in (an answer then goes to the person).
+UNREACHABLE = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "user_not_in_channel"}
+)
+
+
+def slack_error(exc: BaseException) -> str:
+    """Slack's error code of a refused call ("" for anything else)."""
+    response = getattr(exc, "response", None) if isinstance(exc, SlackApiError) else None
+    return str(response.get("error", "")) if response is not None else ""
 
 
 class SlackNotifier:
@@ -98,9 +115,73 @@ class SlackNotifier:
             "title": self._outgoing(title),
         }
         detail = {"filename": filename}
-        response = await self._call("files_upload_v2", kwargs, subject, durable, detail)
+        try:
+            response = await self._call("files_upload_v2", kwargs, subject, durable, detail)
+        except SlackApiError as exc:
+            # a public channel the bot was not invited to: join it, then once more
+            if slack_error(exc) != "not_in_channel" or not await self.join(channel, subject):
+                raise
+            response = await self._call("files_upload_v2", kwargs, subject, durable, detail)
         if response is not None:
             await self._audit("slack.upload", subject, detail)
+
+    async def attach(
+        self,
+        channel: str,
+        thread_ts: str,
+        *,
+        filename: str,
+        content: str,
+        title: str,
+        subject: str,
+        readable: str = "",
+        durable: bool = False,
+    ) -> bool:
+        """Upload a file to a thread; when Slack refuses it (a channel the bot may not join),
+        post its text there instead (`readable`, else the content), saying the file could not
+        be attached. Never raises for Slack's refusal: returns whether the file is attached."""
+        try:
+            await self.upload(
+                channel,
+                thread_ts,
+                filename=filename,
+                content=content,
+                title=title,
+                subject=subject,
+                durable=durable,
+            )
+            return True
+        except SlackApiError as exc:
+            error = slack_error(exc) or "an error"
+            log.warning("%s could not be attached in %s: %s", filename, channel, error)
+        head = (
+            f":paperclip: *{escape(title)}*: the file could not be attached here (Slack answered "
+            f"`{escape(error)}`; invite the bot to this channel to get files). What it holds:"
+        )
+        where = f"the rest is kept by the bot under {subject}" if subject else "the rest is cut"
+        blocks, _ = sections(escape(readable or content), most=8, where=where)
+        try:
+            await self.post(
+                channel,
+                head,
+                [section_block(head), *blocks],
+                thread_ts=thread_ts,
+                subject=subject,
+                durable=durable,
+            )
+        except SlackApiError as exc:
+            log.warning("%s could not be posted in %s: %s", filename, channel, slack_error(exc))
+        return False
+
+    async def join(self, channel: str, subject: str = "") -> bool:
+        """Join a public channel (to attach files there); False when Slack will not let us."""
+        try:
+            await self._client.conversations_join(channel=channel)
+        except SlackApiError as exc:
+            log.warning("could not join %s: %s", channel, slack_error(exc))
+            return False
+        await self._audit("slack.joined", subject, {"channel": channel})
+        return True
 
     async def update(
         self, channel: str, ts: str, text: str, blocks: list[dict] | None = None
@@ -115,12 +196,18 @@ class SlackNotifier:
             log.warning("could not update message %s: %s", ts, exc)
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
-        """A line only `user` sees in `channel`; a direct message when there is no channel."""
+        """A line only `user` sees in `channel`; a direct message when there is no channel or
+        the bot cannot post there (a DM between people, a private channel it is not in)."""
         text = self._outgoing(text)
         if channel:
-            await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
-        else:
-            await self._client.chat_postMessage(channel=user, text=text)
+            try:
+                await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
+                return
+            except SlackApiError as exc:
+                if slack_error(exc) not in UNREACHABLE:
+                    raise
+                log.info("cannot answer %s in %s (%s): by DM", user, channel, slack_error(exc))
+        await self._client.chat_postMessage(channel=user, text=text)
 
     def replier(self, channel: str, user: str) -> EphemeralReply:
         """A `respond` look-alike for requests that carry no response_url (form submissions)."""

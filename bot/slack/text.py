@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.slack.limits import cut
+
 
 def escape(text: object) -> str:
     """Slack's three control characters, so user text can never become a mention or link."""
@@ -10,11 +12,10 @@ def escape(text: object) -> str:
 
 def code(text: object, limit: int = 200) -> str:
     """Inline code span for identifiers echoed back to the user."""
-    shown = escape(text).replace("`", "'")
-    if len(shown) > limit:
-        shown = shown[: limit - 1] + "…"
+    shown = cut(escape(text).replace("`", "'"), limit)
     return f"`{shown}`"
 
 
 def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most `limit` UTF-16 units (as Slack counts), ending in "…" when shortened."""
+    return cut(text, limit)

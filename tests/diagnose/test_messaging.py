@@ -128,7 +128,7 @@ def test_long_lists_stay_within_slack_limits() -> None:
         if block["type"] == "section" and "text" in block:
             assert len(block["text"]["text"]) <= 3000
     assert re.search(
-        r"… and \d+ more \(see the capture file\)", json.dumps(blocks, ensure_ascii=False)
+        r"… and \d+ more — full text in the thread", json.dumps(blocks, ensure_ascii=False)
     )
 
 

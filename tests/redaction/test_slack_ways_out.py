@@ -28,7 +28,17 @@ WEB_API_CALLERS = {"notifier.py", "outbox.py"}
 WEBHOOK_USERS = {"respond.py"}
 WEB_API = ("chat_", "files_", "views_", "usergroups_", "conversations_", "users_", "reactions_")
 # The notifier's effects this file exercises; a new one fails the test until it is covered.
-EFFECTS = {"post", "upload", "update", "ephemeral", "replier", "open_view", "group_members"}
+EFFECTS = {
+    "post",
+    "upload",
+    "attach",
+    "update",
+    "ephemeral",
+    "replier",
+    "open_view",
+    "group_members",
+    "join",
+}
 
 
 def _calls(path: Path) -> list[tuple[str, int]]:
@@ -73,7 +83,9 @@ def test_every_web_api_call_of_the_notifier_goes_through_a_redacting_path() -> N
         if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef):
             calls = [c for c in ast.walk(node) if isinstance(c, ast.Call)]
             names = {c.func.attr for c in calls if isinstance(c.func, ast.Attribute)}
-            talks = {n for n in names if n.startswith(WEB_API)} - {"usergroups_users_list"}
+            # user groups and joining a channel send no text of ours
+            quiet = {"usergroups_users_list", "conversations_join"}
+            talks = {n for n in names if n.startswith(WEB_API)} - quiet
             if talks and not any(n.startswith("_outgoing") for n in names):
                 unguarded.append(node.name)
     assert not unguarded, unguarded
@@ -109,6 +121,7 @@ async def _every_effect(slack: SlackNotifier) -> None:
     await slack.upload("C1", ts, filename="out.txt", content=text(), title="t", subject="rb-1")
     bundle = json.dumps({"env": environment(), "log": text().splitlines()})
     await slack.upload("C1", ts, filename="d.json", content=bundle, title="d", subject="rb-1")
+    await slack.attach("C1", ts, filename="a.txt", content=text(), title="a", subject="rb-1")
     view = {
         "type": "modal",
         "callback_id": "v",
@@ -133,7 +146,7 @@ async def test_no_planted_secret_reaches_slack_through_any_effect(
         await store.close()
     methods = {c.method for c in fake_slack.calls}
     assert {"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open"} <= methods
-    assert len(fake_slack.uploaded_files) == 2
+    assert len(fake_slack.uploaded_files) == 3
     assert leaks(sent(fake_slack)) == []
     assert leaks((tmp_path / "rollbot.db").read_bytes()) == []
 

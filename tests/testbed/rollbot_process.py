@@ -1,5 +1,5 @@
-"""Runs `python -m bot serve` as a real subprocess (one or several replicas) wired to the fake
-Slack API, for end-to-end tests."""
+"""Runs `python -m bot serve` (or `python -m bot socket`) as a real subprocess, one or several
+replicas, wired to the fake Slack API, for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import yaml
 
 from tests.testbed import slack_requests
 from tests.testbed.ports import free_port
-from tests.testbed.slack_api import TOKEN, FakeSlackApi
+from tests.testbed.slack_api import APP_TOKEN, TOKEN, FakeSlackApi
 from tests.testbed.slack_requests import SIGNING_SECRET, SlackSender
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,16 +37,25 @@ AWS_ISOLATION = {
 
 
 class RollbotProcess:
-    """One `rollbot serve` replica on a loopback port; stdout and stderr go to files (a pipe
-    nobody reads would fill up and stall the bot)."""
+    """One `rollbot serve` replica on a loopback port, or one `rollbot socket` replica with its
+    Socket Mode connection to the fake Slack; stdout and stderr go to files (a pipe nobody reads
+    would fill up and stall the bot)."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        name: str,
+        socket: SocketReadiness | None = None,
+    ) -> None:
         self.env = env
         self.name = name
         self.stdout_path = log_dir / f"{name}.stdout.log"
         self.stderr_path = log_dir / f"{name}.stderr.log"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.socket = socket  # set for `rollbot socket`: how to see it connected
+        self.connection = 0  # its current Socket Mode connection's number
 
     @property
     def url(self) -> str:
@@ -69,22 +78,17 @@ class RollbotProcess:
         return self.proc.poll() if self.proc else None
 
     def start(self, timeout: float = READY_TIMEOUT) -> RollbotProcess:
-        """Start (on the same port as before, if there was one) and wait for GET /healthz."""
+        """Start (on the same port as before, if there was one) and wait for GET /healthz, or
+        in Socket Mode for its connection to the fake Slack."""
         if self.alive:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.port = self.port or free_port()
+        command = ["socket"] if self.socket else ["serve", "--host", "127.0.0.1"]
+        command += [] if self.socket else ["--port", str(self.port)]
+        started_at = time.time()
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bot",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                [sys.executable, "-m", "bot", *command],
                 env=self.env,
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
@@ -93,8 +97,30 @@ class RollbotProcess:
                 # its own process group, so teardown also reaches anything the bot spawned
                 start_new_session=True,
             )
-        self._wait_healthy(timeout)
+        if self.socket:
+            self._wait_connected(started_at, timeout)
+        else:
+            self._wait_healthy(timeout)
         return self
+
+    def _wait_connected(self, since: float, timeout: float) -> None:
+        assert self.proc is not None and self.socket is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode} before connecting"
+                    f"\n--- stderr ---\n{self.stderr_text()}"
+                )
+            if number := self.socket.claim(since):
+                self.connection = number
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError(
+            f"{self.name} opened no Socket Mode connection within {timeout:g}s"
+            f"\n--- stderr ---\n{self.stderr_text()}"
+        )
 
     def _wait_healthy(self, timeout: float) -> None:
         assert self.proc is not None
@@ -184,6 +210,22 @@ class RollbotProcess:
         return f"<RollbotProcess {self.name} pid={self.pid} url={self.url}>"
 
 
+class SocketReadiness:
+    """Tells which new Socket Mode connection belongs to which replica as they start, one at a
+    time: each claims the first unclaimed connection opened after it was started."""
+
+    def __init__(self, fake_slack: FakeSlackApi) -> None:
+        self.fake = fake_slack
+        self.claimed: set[int] = set()
+
+    def claim(self, since: float) -> int:
+        for connection in self.fake.socket.open_connections():
+            if connection.number not in self.claimed and connection.opened_at >= since:
+                self.claimed.add(connection.number)
+                return connection.number
+        return 0
+
+
 def base_env(fake_slack: FakeSlackApi, config: Path, db: Path) -> dict[str, str]:
     """The environment of a bot wired to the fake Slack API, before the caller's overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
@@ -207,7 +249,12 @@ def rollbot_server(
 ) -> Iterator[Callable[..., RollbotProcess]]:
     """Factory that starts `python -m bot serve` on a free port and waits for /healthz:
 
-        rollbot_server(config=None, *, catalog=None, env=None, timeout=15.0) -> RollbotProcess
+        rollbot_server(config=None, *, catalog=None, env=None, timeout=15.0, socket=False)
+            -> RollbotProcess
+
+    socket: run `python -m bot socket` instead, with the fake's app-level token and a short
+    ping interval, and wait for its Socket Mode connection (envelopes go through
+    fake_slack.socket then; proc.connection is its connection's number).
 
     config: catalog file to use; catalog: YAML text or a mapping written to a file first;
     neither: tmp_path/rollbot.yml, written by the test. env: overrides (REDIS_URL,
@@ -215,6 +262,7 @@ def rollbot_server(
     the SQLite file tmp_path/rollbot.db unless REDIS_URL is given. All stop at teardown.
     """
     started: list[RollbotProcess] = []
+    readiness = SocketReadiness(fake_slack)
     slack_requests.RESPONSE_URL = fake_slack.response_url()
 
     def start(
@@ -223,6 +271,7 @@ def rollbot_server(
         catalog: str | Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = READY_TIMEOUT,
+        socket: bool = False,
     ) -> RollbotProcess:
         n = len(started)
         if catalog is not None:
@@ -231,8 +280,10 @@ def rollbot_server(
             Path(config).write_text(text)
         path = Path(config) if config is not None else tmp_path / "rollbot.yml"
         full = base_env(fake_slack, path, tmp_path / "rollbot.db")
+        if socket:
+            full.update({"SLACK_APP_TOKEN": APP_TOKEN, "ROLLBOT_SOCKET_PING_SECONDS": "0.5"})
         full.update(env or {})
-        proc = RollbotProcess(full, tmp_path, f"rollbot-{n}")
+        proc = RollbotProcess(full, tmp_path, f"rollbot-{n}", readiness if socket else None)
         started.append(proc)  # before start(), so a replica that fails to start is cleaned up
         return proc.start(timeout)
 

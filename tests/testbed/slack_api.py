@@ -1,5 +1,7 @@
 """A recording fake of the Slack Web API on loopback: answers the methods the bot calls, checks
-their token, arguments and Block Kit, and keeps every call for the tests to assert on."""
+their token, arguments and Block Kit (Slack's nested limits, see block_kit), refuses in channels
+a test says the bot cannot reach, serves Socket Mode (see socket_mode), and keeps every call for
+the tests to assert on."""
 
 from __future__ import annotations
 
@@ -10,18 +12,34 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import web
-from slack_sdk.models.blocks import Block
-from slack_sdk.models.views import View
 
+from tests.testbed.block_kit import (
+    MAX_TEXT,
+    Problem,
+    check_block_kit,
+    message_problems,
+    utf16_len,
+    view_problems,
+)
 from tests.testbed.loop_thread import LoopThreadServer
+from tests.testbed.slack_methods import ANSWERS, BOT_USER, TEAM, Upload, arguments
+from tests.testbed.socket_mode import APP_TOKEN, SocketModeService
+
+__all__ = [
+    "APP_TOKEN",
+    "BOT_USER",
+    "TEAM",
+    "TOKEN",
+    "Call",
+    "FakeSlackApi",
+    "Upload",
+    "check_block_kit",
+]
 
 TOKEN = "xoxb-test-token"
-BOT_USER = "U0ROLLBOT"
-TEAM = "T0TEAM"
 
 # Arguments Slack refuses to do without; an empty value counts as missing, as it does at Slack.
 REQUIRED: dict[str, list[str]] = {
@@ -38,14 +56,23 @@ REQUIRED: dict[str, list[str]] = {
     "usergroups.users.list": ["usergroup"],
     "conversations.info": ["channel"],
     "reactions.add": ["channel", "timestamp", "name"],
+    "conversations.join": ["channel"],
+    "conversations.open": ["users"],
 }
 # Methods that carry a message: at least one of these must be present (Slack's `no_text`).
 MESSAGE_CONTENT = ("text", "blocks", "attachments")
 MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
-# Slack's own limits, which slack_sdk's models do not check.
-MAX_MESSAGE_BLOCKS = 50
-MAX_TEXT = 40_000
-MAX_BUTTON_VALUE = 2_000
+VIEW_METHODS = ("views.open", "views.update", "views.push", "views.publish")
+# Methods that act in a channel, and the argument naming it.
+CHANNEL_ARGUMENT = {
+    "chat.postMessage": "channel",
+    "chat.update": "channel",
+    "chat.postEphemeral": "channel",
+    "chat.getPermalink": "channel",
+    "files.completeUploadExternal": "channel_id",
+    "conversations.info": "channel",
+    "reactions.add": "channel",
+}
 # The pseudo-method name under which posts to an upload_url are recorded and can be failed.
 UPLOAD = "upload"
 
@@ -74,36 +101,16 @@ class Call:
         return str(self.args.get("text") or "")
 
 
-@dataclass
-class Upload:
-    """A file the bot uploaded: announced by files.getUploadURLExternal, bytes posted to the
-    upload_url, shared by files.completeUploadExternal."""
-
-    file_id: str
-    filename: str
-    length: int = 0
-    content: bytes = b""
-    received: bool = False
-    completed: bool = False
-    channel: str = ""
-    thread_ts: str = ""
-    title: str = ""
-    initial_comment: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", "replace")
-
-
 class FakeSlackApi(LoopThreadServer):
     """The fake's state plus its aiohttp server, which runs on its own event loop in a daemon
     thread so sync tests, async tests and bot subprocesses can all reach it at `.url`."""
 
     thread_name = "fake-slack-api"
 
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(self, token: str = TOKEN, app_token: str = APP_TOKEN) -> None:
         super().__init__()
         self.expected_token = token
+        self.app_token = app_token  # the xapp- token apps.connections.open wants
         self.url = ""  # http://127.0.0.1:PORT/api/ once started; SLACK_API_URL for the bot
         self.calls: list[Call] = []
         self.errors: list[str] = []  # the bot's mistakes; a clean run leaves this empty
@@ -115,6 +122,9 @@ class FakeSlackApi(LoopThreadServer):
         self.users: dict[str, dict[str, Any]] = {}
         self.canned: dict[str, dict[str, Any]] = {}
         self.peers: list[str] = []  # the client address:port of every request, in order
+        self.refusals: dict[str, ChannelRefusal] = {}  # channel -> how Slack refuses there
+        self.joined: list[str] = []  # channels the bot joined with conversations.join
+        self.socket = SocketModeService(self)  # Socket Mode: connections and envelopes
         self._failures: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()
         self._seq = 0
@@ -127,6 +137,7 @@ class FakeSlackApi(LoopThreadServer):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response)
+        app.router.add_get("/link/", self.socket.handle_websocket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         # port 0: the kernel picks a free port, so two test sessions never race for one
@@ -155,9 +166,14 @@ class FakeSlackApi(LoopThreadServer):
         return self.url.removesuffix("/api/")
 
     def reset(self) -> None:
-        """Forget every call, message, upload and setting; the token goes back to the default."""
+        """Forget every call, message, upload and setting; the token goes back to the default;
+        Socket Mode connections still open are dropped."""
+        self.socket.reset()
         with self._lock:
             self.expected_token = TOKEN
+            self.app_token = APP_TOKEN
+            self.refusals.clear()
+            self.joined.clear()
             self.calls.clear()
             self.errors.clear()
             self.responses.clear()
@@ -185,6 +201,36 @@ class FakeSlackApi(LoopThreadServer):
         (e.g. {"ok": False, "error": "not_in_channel"}; such answers are not counted as errors)."""
         with self._lock:
             self.canned[method] = response
+
+    def refuse_in_channel(
+        self, channel: str, error: str, methods: tuple[str, ...], join_error: str = ""
+    ) -> None:
+        """Answer `error` to every call of `methods` in `channel` (a deliberate refusal, not
+        counted as an error) until reset; conversations.join there answers `join_error`, or
+        works and lifts the refusal when it is ""."""
+        with self._lock:
+            self.refusals[channel] = ChannelRefusal(error, tuple(methods), join_error)
+
+    def bot_not_in(self, channel: str, *, private: bool = False, can_join: bool = True) -> None:
+        """The bot is not a member of `channel`, and Slack answers as it does then.
+        Public (chat:write.public lets the bot post there): file uploads answer not_in_channel
+        and conversations.info says is_member false; conversations.join makes it a member,
+        unless `can_join` is False (then it answers missing_scope).
+        Private channel or someone else's DM: the channel does not exist for the bot, so
+        posts, ephemerals, updates, uploads and conversations.info answer channel_not_found,
+        and conversations.join answers method_not_supported_for_channel_type."""
+        if private:
+            methods = tuple(m for m in CHANNEL_ARGUMENT if m != "chat.getPermalink")
+            self.refuse_in_channel(
+                channel, "channel_not_found", methods, "method_not_supported_for_channel_type"
+            )
+        else:
+            self.refuse_in_channel(
+                channel,
+                "not_in_channel",
+                ("files.completeUploadExternal",),
+                "" if can_join else "missing_scope",
+            )
 
     def fail_next(self, method: str, n: int, status: int = 429, retry_after: int = 1) -> None:
         """Answer the next `n` calls to `method` with HTTP `status` (429 carries Retry-After).
@@ -322,14 +368,20 @@ class FakeSlackApi(LoopThreadServer):
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        args = await _arguments(request)
+        args = await arguments(request)
         call = Call(method, args, dict(request.headers))
         failure = self._take_failure(method)
         if failure is not None:
             return self._injected(call, *failure)
-        error = self._check(method, request, args)
+        error, details = self._check(method, request, args)
         if error:
-            return self._refuse(call, error)
+            return self._refuse(call, error, details)
+        refusal = self._channel_refusal(method, args)
+        if refusal:
+            call.ok, call.error = False, refusal
+            call.response = {"ok": False, "error": refusal}
+            self._record(call, counts_as_error=False)
+            return web.json_response(call.response)
         with self._lock:
             canned = self.canned.get(method)
         if canned is not None:
@@ -339,8 +391,8 @@ class FakeSlackApi(LoopThreadServer):
             call.error = "" if call.ok else str(canned.get("error", ""))
             self._record(call, counts_as_error=False)
             return web.json_response(call.response)
-        if method in _ANSWERS:
-            answer = _ANSWERS[method](self, args)
+        if method in ANSWERS:
+            answer = ANSWERS[method](self, args)
         else:
             answer = {"ok": False, "error": "unknown_method: the fake does not emulate it"}
         if not answer.get("ok"):
@@ -350,33 +402,61 @@ class FakeSlackApi(LoopThreadServer):
         self._record(call)
         return web.json_response(answer)
 
-    def _refuse(self, call: Call, error: str) -> web.Response:
+    def _refuse(
+        self, call: Call, error: str, details: dict[str, Any] | None = None
+    ) -> web.Response:
         call.ok, call.error = False, error
-        call.response = {"ok": False, "error": error.split(":")[0]}
+        call.response = {"ok": False, "error": error.split(":")[0], **(details or {})}
         self._record(call)
         return web.json_response(call.response)
 
-    def _check(self, method: str, request: web.Request, args: dict[str, Any]) -> str:
-        """Slack's answer for a request it would refuse, or "" when it is acceptable."""
+    def _channel_refusal(self, method: str, args: dict[str, Any]) -> str:
+        """The error a channel refusal gives this call, or ""; a join lifts a liftable one."""
+        channel = str(args.get(CHANNEL_ARGUMENT.get(method, "channel")) or "")
+        with self._lock:
+            refusal = self.refusals.get(channel)
+            if refusal is None:
+                return ""
+            if method == "conversations.join":
+                if not refusal.join_error:
+                    del self.refusals[channel]
+                return refusal.join_error
+            return refusal.error if method in refusal.methods else ""
+
+    def _check(
+        self, method: str, request: web.Request, args: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Slack's answer for a request it would refuse, with the answer's extra fields (the
+        pointers of invalid blocks), or ("", {}) when it is acceptable."""
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
         token = token or str(args.get("token") or "")
         if not token:
-            return "not_authed"
-        if token != self.expected_token:
-            return "invalid_auth"
+            return "not_authed", {}
+        wanted = self.app_token if method == "apps.connections.open" else self.expected_token
+        if token != wanted:
+            # an app-level token where a bot token belongs, or the reverse
+            known = token in (self.app_token, self.expected_token)
+            return ("not_allowed_token_type" if known else "invalid_auth"), {}
         missing = [a for a in REQUIRED.get(method, []) if args.get(a) in (None, "", [], {})]
         if missing:
-            return f"missing_argument: {', '.join(missing)}"
+            return f"missing_argument: {', '.join(missing)}", {}
         if method == "views.update" and not (args.get("view_id") or args.get("external_id")):
-            return "missing_argument: view_id or external_id"
+            return "missing_argument: view_id or external_id", {}
         if method in MESSAGE_METHODS:
             if not any(args.get(k) for k in MESSAGE_CONTENT):
-                return "no_text"
-            if len(str(args.get("text") or "")) > MAX_TEXT:
-                return "msg_too_long"
-        problem = check_block_kit(args)
-        return f"invalid_blocks: {problem}" if problem else ""
+                return "no_text", {}
+            if utf16_len(str(args.get("text") or "")) > MAX_TEXT:
+                return "msg_too_long", {}
+        problems = message_problems(args)
+        if problems:
+            return _block_error("invalid_blocks", problems, with_errors=True)
+        if method in VIEW_METHODS or args.get("view") is not None:
+            problems = view_problems(args.get("view"))
+            if problems:
+                # Slack answers a view it refuses with invalid_arguments, pointers under /view
+                return _block_error("invalid_arguments", problems, with_errors=False)
+        return "", {}
 
     async def _handle_upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
@@ -408,7 +488,11 @@ class FakeSlackApi(LoopThreadServer):
             with self._lock:
                 self.errors.append("response_url: body is not JSON")
             return web.Response(status=400, text="invalid_payload")
-        problem = check_block_kit(body) if isinstance(body, dict) else "body is not an object"
+        problem = (
+            "; ".join(str(p) for p in message_problems(body))
+            if isinstance(body, dict)
+            else "body is not an object"
+        )
         with self._lock:
             if problem:
                 self.errors.append(f"response_url: invalid_blocks: {problem}")
@@ -416,245 +500,26 @@ class FakeSlackApi(LoopThreadServer):
         return web.Response(text="ok")
 
 
-# ---------------------------------------------------------------------- answers per method
-def _auth_test(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "url": "https://acme.slack.com/",
-        "team": "Acme",
-        "user": "rollbot",
-        "team_id": TEAM,
-        "user_id": BOT_USER,
-        "bot_id": "B0ROLLBOT",
-        "is_enterprise_install": False,
-    }
+@dataclass
+class ChannelRefusal:
+    """How Slack answers the bot in a channel it cannot act in: `error` for `methods`, and
+    what conversations.join does there ("" = the join works and lifts the refusal)."""
+
+    error: str
+    methods: tuple[str, ...]
+    join_error: str = ""
 
 
-def _post_message(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    ts = api._next_ts()
-    channel = str(args["channel"])
-    with api._lock:
-        # the very dict recorded as the call's args, so a test can find a call's message by identity
-        api.messages[(channel, ts)] = args
-    message = {"type": "message", "user": BOT_USER, "ts": ts, "text": args.get("text", "")}
-    if args.get("blocks"):
-        message["blocks"] = args["blocks"]
-    return {"ok": True, "channel": channel, "ts": ts, "message": message}
-
-
-def _update(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    key = (str(args["channel"]), str(args["ts"]))
-    with api._lock:
-        if key not in api.messages:
-            return {"ok": False, "error": f"message_not_found: {key}"}
-        api.messages[key] = {**api.messages[key], **args}
-    return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text", "")}
-
-
-def _delete(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    key = (str(args["channel"]), str(args["ts"]))
-    with api._lock:
-        if api.messages.pop(key, None) is None:
-            return {"ok": False, "error": f"message_not_found: {key}"}
-    return {"ok": True, "channel": key[0], "ts": key[1]}
-
-
-def _permalink(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    ts = str(args["message_ts"]).replace(".", "")
-    return {
-        "ok": True,
-        "channel": args["channel"],
-        "permalink": f"https://acme.slack.com/archives/{args['channel']}/p{ts}",
-    }
-
-
-def _ephemeral(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    return {"ok": True, "message_ts": api._next_ts()}
-
-
-def _view(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    view_id = str(args.get("view_id") or "") or "V" + api._next_ts().replace(".", "")
-    view = {**args["view"], "id": view_id, "team_id": TEAM, "app_id": "A0ROLLBOT"}
-    view.setdefault("state", {"values": {}})
-    with api._lock:
-        api.views[view_id] = view
-    return {"ok": True, "view": view}
-
-
-def _upload_url(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    try:
-        length = int(args["length"])
-    except (TypeError, ValueError):
-        return {"ok": False, "error": f"invalid_arguments: length {args['length']!r}"}
-    file_id = "F" + api._next_ts().replace(".", "")
-    with api._lock:
-        api.uploads[file_id] = Upload(file_id, str(args["filename"]), length)
-    return {"ok": True, "file_id": file_id, "upload_url": f"{api.base}/upload/{file_id}"}
-
-
-def _complete_upload(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    files = args["files"]
-    try:
-        files = json.loads(files) if isinstance(files, str) else files
-        ids = [str(f["id"]) for f in files]
-    except (ValueError, TypeError, KeyError):
-        return {"ok": False, "error": f"invalid_arguments: files {args['files']!r}"}
-    channel = str(args.get("channel_id") or args.get("channels") or "")
-    with api._lock:
-        unknown = [i for i in ids if i not in api.uploads or not api.uploads[i].received]
-        if unknown:
-            return {"ok": False, "error": f"file_not_found: never uploaded {unknown}"}
-        for f in files:
-            upload = api.uploads[str(f["id"])]
-            upload.completed = True
-            upload.title = str(f.get("title") or upload.filename)
-            upload.channel = channel
-            upload.thread_ts = str(args.get("thread_ts") or "")
-            upload.initial_comment = str(args.get("initial_comment") or "")
-        shared = [
-            {"id": u.file_id, "name": u.filename, "title": u.title, "size": len(u.content)}
-            for u in (api.uploads[i] for i in ids)
-        ]
-    return {"ok": True, "files": shared}
-
-
-def _user_info(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    user_id = str(args["user"])
-    with api._lock:
-        extra = dict(api.users.get(user_id, {}))
-    name = user_id.lower()
-    user = {
-        "id": user_id,
-        "team_id": TEAM,
-        "name": name,
-        "real_name": name,
-        "tz": "Europe/Berlin",
-        "is_bot": False,
-        "deleted": False,
-        "profile": {"real_name": name, "display_name": name},
-        **extra,
-    }
-    return {"ok": True, "user": user}
-
-
-def _usergroup_users(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    group = str(args["usergroup"])
-    if not group.startswith("S"):
-        # a user or channel id passed as a group: a bug Slack answers the same way
-        return {"ok": False, "error": f"no_such_subteam: {group}"}
-    with api._lock:
-        return {"ok": True, "users": list(api.usergroups.get(group, []))}
-
-
-def _conversation_info(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    channel = str(args["channel"])
-    return {
-        "ok": True,
-        "channel": {
-            "id": channel,
-            "name": channel.lower(),
-            "is_channel": channel.startswith("C"),
-            "is_private": channel.startswith("G"),
-            "is_member": True,
-            "is_archived": False,
-        },
-    }
-
-
-def _reaction(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
-    return {"ok": True}
-
-
-_ANSWERS: dict[str, Callable[[FakeSlackApi, dict[str, Any]], dict[str, Any]]] = {
-    "auth.test": _auth_test,
-    "chat.postMessage": _post_message,
-    "chat.update": _update,
-    "chat.delete": _delete,
-    "chat.getPermalink": _permalink,
-    "chat.postEphemeral": _ephemeral,
-    "views.open": _view,
-    "views.update": _view,
-    "files.getUploadURLExternal": _upload_url,
-    "files.completeUploadExternal": _complete_upload,
-    "users.info": _user_info,
-    "usergroups.users.list": _usergroup_users,
-    "conversations.info": _conversation_info,
-    "reactions.add": _reaction,
-}
-
-
-# ---------------------------------------------------------------------- request parsing
-async def _arguments(request: web.Request) -> dict[str, Any]:
-    """Query string, then the body (JSON, form or multipart) on top, as Slack merges them."""
-    args: dict[str, Any] = dict(request.query)
-    if request.content_type == "multipart/form-data":
-        form = await request.post()
-        for key, value in form.items():
-            args[key] = value.file.read() if isinstance(value, web.FileField) else value
-    else:
-        raw = await request.read()
-        if raw and request.content_type == "application/json":
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = {"__unparsable_json__": raw.decode("utf-8", "replace")}
-            if isinstance(body, dict):
-                args.update(body)
-        elif raw:
-            args.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-    # form posts carry structured arguments as JSON strings
-    for key in ("blocks", "view", "attachments", "files"):
-        if isinstance(args.get(key), str) and args[key][:1] in ("[", "{"):
-            try:
-                args[key] = json.loads(args[key])
-            except ValueError:
-                pass  # left as a string; the Block Kit check reports it
-    return args
-
-
-def check_block_kit(args: dict[str, Any]) -> str:
-    """Why Slack would answer invalid_blocks for these `blocks`/`view`, or "" when it would not."""
-    try:
-        if args.get("blocks") is not None:
-            problem = _check_blocks(args["blocks"], MAX_MESSAGE_BLOCKS)
-            if problem:
-                return problem
-        view = args.get("view")
-        if view is not None:
-            if not isinstance(view, dict):
-                return f"view is not an object: {str(view)[:80]}"
-            # View() takes only its own fields; id/state etc. are read-only but accepted
-            View(**view).validate_json()
-            return _check_blocks(view.get("blocks") or [], 100)
-    except Exception as exc:  # slack_sdk raises its own formation errors, or TypeError
-        return f"{type(exc).__name__}: {exc}"[:300]
-    return ""
-
-
-def _check_blocks(blocks: Any, limit: int) -> str:
-    if not isinstance(blocks, list):
-        return f"blocks is not a list: {str(blocks)[:80]}"
-    if len(blocks) > limit:
-        return f"{len(blocks)} blocks, at most {limit} allowed"
-    block_ids: set[str] = set()
-    for i, block in enumerate(blocks):
-        if not isinstance(block, dict):
-            return f"block {i} is not an object"
-        parsed = Block.parse(block)
-        if parsed is None:
-            return f"block {i}: unknown type {block.get('type')!r}"
-        parsed.validate_json()
-        block_id = block.get("block_id")
-        if block_id is not None:
-            if block_id in block_ids:
-                return f"block {i}: duplicate block_id {block_id!r}"
-            block_ids.add(block_id)
-        for element in block.get("elements") or []:
-            if not isinstance(element, dict) or element.get("type") != "button":
-                continue
-            if len(str(element.get("value") or "")) > MAX_BUTTON_VALUE:
-                return f"block {i}: button value longer than {MAX_BUTTON_VALUE}"
-    return ""
+def _block_error(
+    error: str, problems: list[Problem], *, with_errors: bool
+) -> tuple[str, dict[str, Any]]:
+    """Slack's refusal of invalid Block Kit: every problem with its JSON pointer, in `errors`
+    (chat methods) and as `[ERROR] ...` lines in response_metadata.messages."""
+    lines = [str(p) for p in problems]
+    details: dict[str, Any] = {"response_metadata": {"messages": [f"[ERROR] {x}" for x in lines]}}
+    if with_errors:
+        details["errors"] = lines
+    return f"{error}: {'; '.join(lines)}", details
 
 
 # ---------------------------------------------------------------------- fixtures

@@ -175,6 +175,35 @@ def block_action(
     return interactive(payload, **signing)
 
 
+def block_suggestion(
+    action_id: str,
+    value: str,
+    user_id: str = "U0REQUESTER",
+    *,
+    block_id: str = "target",
+    view: dict[str, Any] | None = None,
+    **signing: Any,
+) -> Signed:
+    """What Slack sends while someone types `value` into an external select of a modal; the
+    app answers with the options to show."""
+    shown = view or {"id": "V0VIEW", "type": "modal", "callback_id": "", "blocks": []}
+    payload = {
+        "type": "block_suggestion",
+        "user": _user(user_id),
+        "container": {"type": "view", "view_id": shown.get("id", "V0VIEW")},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": TEAM,
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": shown,
+    }
+    return interactive(payload, **signing)
+
+
 def view_submission(
     callback_id: str,
     state_values: dict[str, dict[str, Any]],

@@ -248,13 +248,16 @@ async def test_views_open_validates_the_modal(fake_slack: FakeSlackApi) -> None:
     assert opened["view"]["id"].startswith("V")
     await web_client.views_update(view_id=opened["view"]["id"], view=MODAL)
     assert fake_slack.calls_to("views.open")[0].args["view"]["callback_id"] == "rollback_modal"
-    with pytest.raises(SlackApiError):
+    with pytest.raises(SlackApiError) as refused:
         await web_client.views_open(trigger_id="1337.42.abcd", view={**MODAL, "blocks": []})
+    # Slack refuses a view it cannot show with invalid_arguments and a pointer into the view
+    assert refused.value.response["response_metadata"]["messages"][0].startswith("[ERROR] ")
+    assert "[json-pointer:/view]" in refused.value.response["response_metadata"]["messages"][0]
     with pytest.raises(SlackApiError):
         # neither view_id nor external_id (slack_sdk's views_update refuses that before sending)
         await web_client.api_call("views.update", json={"view": MODAL})
     assert [e.split(":")[1].strip() for e in fake_slack.errors] == [
-        "invalid_blocks",
+        "invalid_arguments",
         "missing_argument",
     ]
 

@@ -12,6 +12,7 @@ from playbooks import aws
 
 ACTIONS = ("logs:FilterLogEvents",)
 LOG_EVENTS_CAP = 10_000  # past this many matches the count says "at least"
+LATEST_KEPT = 50  # the newest matching lines kept in the capture (the message shows fewer)
 
 
 async def logs(ctx: SourceContext, group: str) -> dict[str, Any]:
@@ -31,7 +32,7 @@ async def logs(ctx: SourceContext, group: str) -> dict[str, Any]:
         async for page in pages:
             events = page.get("events", [])
             count += len(events)
-            latest = sorted(latest + events, key=lambda e: e.get("timestamp", 0))[-5:]
+            latest = sorted(latest + events, key=lambda e: e.get("timestamp", 0))[-LATEST_KEPT:]
             if count >= LOG_EVENTS_CAP:
                 stopped = f"stopped counting at {LOG_EVENTS_CAP}"
                 break
