@@ -96,13 +96,34 @@ def _iam_prefixes(cls: Any) -> None:
     cls.__init__ = init
 
 
+def _json_denials(cls: Any) -> None:
+    """Refuse a JSON-protocol call (ECS, CloudWatch Logs) the way AWS does, with a JSON
+    AccessDeniedException: moto answers every protocol with the XML error of query APIs, which
+    a JSON client cannot read."""
+    from moto.core.exceptions import JsonRESTError
+
+    original = cls._raise_access_denied
+
+    def deny(self: Any) -> None:
+        headers = {k.lower(): v for k, v in self._headers.items()}
+        if "x-amz-target" in headers and "json" in headers.get("content-type", ""):
+            raise JsonRESTError(
+                "AccessDeniedException",
+                f"User: {self._access_key.arn} is not authorized to perform: {self._action}",
+            )
+        original(self)
+
+    cls._raise_access_denied = deny
+
+
 def main(port: int) -> None:
     from moto.core.responses import BaseResponse
-    from moto.iam.access_control import IAMRequestBase
+    from moto.iam.access_control import IAMRequest, IAMRequestBase
     from moto.server import ThreadedMotoServer
 
     BaseResponse._determine_resource = resource_of  # type: ignore[attr-defined]
     _iam_prefixes(IAMRequestBase)
+    _json_denials(IAMRequest)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
