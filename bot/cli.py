@@ -82,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         metavar="ROLE_ARN",
         help="task or execution role the ECS task definitions name (repeatable); without it "
-        "iam:PassRole covers any role of the account, passed only to ECS tasks",
+        "or --lookup-roles, iam:PassRole covers any role of the account, passed only to ECS tasks",
+    )
+    policy.add_argument(
+        "--lookup-roles",
+        action="store_true",
+        help="read those roles from the task definitions the services run now (needs AWS "
+        "credentials allowed ecs:DescribeServices and ecs:DescribeTaskDefinition)",
     )
     audit = sub.add_parser("audit", help="export the audit log as JSON lines")
     audit.add_argument("--since", default="1970-01-01", help="ISO date or time (UTC)")
@@ -109,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             case "iam-policy":
                 from bot.iam_policy import print_policy
 
-                return print_policy(settings, args.target, args.account, args.pass_role)
+                return print_policy(
+                    settings, args.target, args.account, args.pass_role, args.lookup_roles
+                )
             case "serve" | "socket":
                 from bot.server import run
 

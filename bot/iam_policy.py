@@ -12,6 +12,7 @@ with `*`. No action is ever a wildcard.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.catalog import Catalog, Target
-from playbooks.aws import AwsStep
+from playbooks import aws
+from playbooks.aws import AwsClients, AwsStep
 
 PARTITION = "aws"
 ANY = "*"
@@ -43,7 +45,7 @@ class Where:
     db_instance: str | None = None
     restored_instance: str | None = None
     log_groups: tuple[str, ...] = ()
-    pass_roles: tuple[str, ...] = ()
+    pass_roles: tuple[str, ...] | None = None  # None: not known, any role of the account
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:{PARTITION}:{service}:{self.region}:{self.account}:{resource}"
@@ -107,7 +109,10 @@ def _log_groups(w: Where) -> list[str]:
 
 
 def _roles(w: Where) -> list[str]:
-    return list(w.pass_roles) or [f"arn:{PARTITION}:iam::{w.account}:role/*"]
+    # known and none: the task definitions name no role, so registering passes none
+    if w.pass_roles is None:
+        return [f"arn:{PARTITION}:iam::{w.account}:role/*"]
+    return list(w.pass_roles)
 
 
 NO_RESOURCE_ECS = Rule("EcsTaskDefinitionActionsSupportNoResourceLevelPermissions", _everything)
@@ -160,7 +165,9 @@ class Grants:
                     f"no IAM resource rule for {action}: add one to bot/iam_policy.py RULES"
                     " (from the Service Authorization Reference)"
                 )
-            self.resources.setdefault(action, set()).update(rule.resources(where))
+            named = rule.resources(where)
+            if named:
+                self.resources.setdefault(action, set()).update(named)
 
     def document(self) -> dict[str, Any]:
         grouped: dict[tuple[str, frozenset[str]], list[str]] = {}
@@ -185,7 +192,7 @@ class Grants:
         return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _where(target: Target, step: Any, account: str, pass_roles: tuple[str, ...]) -> Where:
+def _where(target: Target, step: Any, account: str, pass_roles: tuple[str, ...] | None) -> Where:
     params = target.params
     source = getattr(step, "db_instance", None) or params.get("db_instance")
     restored = (
@@ -219,7 +226,7 @@ def diagnose_actions(target: Target) -> list[str]:
 
 
 def target_grants(
-    grants: Grants, target: Target, account: str = ANY, pass_roles: tuple[str, ...] = ()
+    grants: Grants, target: Target, account: str = ANY, pass_roles: tuple[str, ...] | None = None
 ) -> None:
     """Add what `target`'s playbook steps and its /diagnose sources call."""
     for step in target.steps:
@@ -232,9 +239,10 @@ def build_policy(
     catalog: Catalog,
     target: str | None = None,
     account: str = ANY,
-    pass_roles: tuple[str, ...] = (),
+    pass_roles: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """The policy document for one target, or for every target of the catalog."""
+    """The policy document for one target, or for every target of the catalog. pass_roles:
+    the roles iam:PassRole may pass (None: not known, any role of the account)."""
     if target is not None and target not in catalog.targets:
         raise PolicyError(f"unknown target {target!r}; known: {', '.join(catalog.names())}")
     names = [target] if target else catalog.names()
@@ -247,16 +255,49 @@ def build_policy(
     return grants.document()
 
 
+def _passing_steps(target: Target) -> list[AwsStep]:
+    return [s for s in target.steps if isinstance(s, AwsStep) and "iam:PassRole" in s.aws_actions]
+
+
+async def task_roles(catalog: Catalog, names: list[str]) -> tuple[str, ...]:
+    """The task and execution roles named by the task definitions the targets' services run
+    now: the roles registering a changed revision of them passes on."""
+    roles: set[str] = set()
+    for name in names:
+        target = catalog.targets.get(name)
+        for step in _passing_steps(target) if target else ():
+            cluster = getattr(step, "cluster", None) or target.params.get("cluster")
+            service = getattr(step, "service", None) or target.params.get("service")
+            region = step.region or target.params.get("region")
+            ecs = AwsClients(region=region, quick=True).client("ecs")
+            found = await aws.call(ecs, "describe_services", cluster=cluster, services=[service])
+            for running in found.get("services", []):
+                answer = await aws.call(
+                    ecs, "describe_task_definition", taskDefinition=running["taskDefinition"]
+                )
+                taskdef = answer["taskDefinition"]
+                roles |= {taskdef.get("taskRoleArn"), taskdef.get("executionRoleArn")} - {None, ""}
+    return tuple(sorted(roles))
+
+
 def print_policy(
-    settings: Any, target: str | None, account: str, pass_roles: list[str] | None
+    settings: Any,
+    target: str | None,
+    account: str,
+    pass_roles: list[str] | None,
+    lookup_roles: bool = False,
 ) -> int:
     """`rollbot iam-policy`: the document on stdout, a problem as one line on stderr."""
     from bot.catalog import load_catalog
 
     catalog = load_catalog(settings.rollbot_config)
+    roles = tuple(pass_roles) if pass_roles else None
     try:
-        policy = build_policy(catalog, target, account or ANY, tuple(pass_roles or ()))
-    except PolicyError as exc:
+        if lookup_roles:
+            names = [target] if target in catalog.targets else catalog.names()
+            roles = tuple(sorted({*(roles or ()), *asyncio.run(task_roles(catalog, names))}))
+        policy = build_policy(catalog, target, account or ANY, roles)
+    except (PolicyError, aws.AwsError) as exc:
         print(f"rollbot iam-policy: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(policy, indent=2))
