@@ -22,7 +22,7 @@ import pytest
 
 from bot.catalog import Catalog, load_catalog
 from bot.diagnose.capture import capture
-from bot.iam_policy import build_policy
+from bot.iam_policy import build_policy, task_roles
 from bot.store.sqlite import SqliteStore
 from playbooks.aws import AwsClients, recording_actions
 from playbooks.runner import PlaybookRunner, RunResult, step_context
@@ -166,6 +166,27 @@ def _seed_ecs(aws: Aws, services: tuple[str, ...] = ("api",)) -> dict[str, str]:
     return {}
 
 
+TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/api-task"
+EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"
+
+
+def _seed_ecs_with_roles(aws: Aws) -> dict[str, str]:
+    """The service runs a revision that names a task and an execution role."""
+    _seed_ecs(aws)
+    ecs = aws.client("ecs")
+    running = ecs.describe_services(cluster=CLUSTER, services=["api"])["services"][0]
+    taskdef = ecs.describe_task_definition(taskDefinition=running["taskDefinition"])
+    spec = taskdef["taskDefinition"]
+    arn = ecs.register_task_definition(
+        family=spec["family"],
+        containerDefinitions=spec["containerDefinitions"],
+        taskRoleArn=TASK_ROLE,
+        executionRoleArn=EXECUTION_ROLE,
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=CLUSTER, service="api", taskDefinition=arn)
+    return {}
+
+
 def _seed_alb(aws: Aws) -> dict[str, str]:
     return {"listener_arn": make_listener(aws, with_rule=True)["listener"]}
 
@@ -191,6 +212,9 @@ class Scenario:
     seed: Callable[[Aws], dict[str, str]]
     targets: Callable[[dict[str, str]], dict[str, dict[str, Any]]]
     ref: str = "previous"
+    # the task definitions name roles: the policy is made with --lookup-roles, and the server
+    # checks the iam:PassRole that registering a revision of them needs
+    roles: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -199,6 +223,9 @@ SCENARIOS: dict[str, Scenario] = {
     "ecs-env-override": Scenario(
         _seed_ecs,
         lambda _: {"api": _ecs_target("ecs-env-override", environment={"TORNADO": "1"})},
+    ),
+    "ecs-image-with-roles": Scenario(
+        _seed_ecs_with_roles, lambda _: {"api": _ecs_target("ecs-image")}, ref="v1", roles=True
     ),
     "ecs-env-rollback": Scenario(_seed_ecs, lambda _: {"api": _ecs_target("ecs-env-rollback")}),
     "ecs-scale": Scenario(_seed_ecs, lambda _: {"api": _ecs_target("ecs-scale", desired_count=1)}),
@@ -277,7 +304,8 @@ async def attempt(
     # a journal of its own: an earlier attempt's journal would make the runner resume
     tmp_path = Path(tempfile.mkdtemp(prefix="attempt-", dir=tmp_path))
     catalog = _catalog(tmp_path, scenario.targets(seeded))
-    outcome = Outcome(policy=build_policy(catalog, account=ACCOUNT))
+    roles = await task_roles(catalog, list(catalog.targets)) if scenario.roles else None
+    outcome = Outcome(policy=build_policy(catalog, account=ACCOUNT, pass_roles=roles))
     bed.grant(edit(outcome.policy))
     with recording_actions() as by_runs:
         for name in catalog.targets:  # in the catalog's order
@@ -291,7 +319,10 @@ async def attempt(
             clients = AwsClients(region=REGION, quick=True)
             found = await capture(target, clients=clients.client)
             outcome.failures += [s.error for s in found.sources.values() if s.status == "error"]
-    outcome.called_by_runs = set(by_runs)
+    # registering a revision that names roles passes them: AWS (and this server) checks that
+    registered = "ecs:RegisterTaskDefinition" in by_runs
+    passed = {"iam:PassRole"} if scenario.roles and registered else set()
+    outcome.called_by_runs = set(by_runs) | passed
     outcome.called = outcome.called_by_runs | by_diagnose
     return outcome
 
@@ -338,6 +369,9 @@ async def test_the_generated_policy_is_enough(bed: IamBed, tmp_path: Path, name:
     # nothing in the policy is spare: each action is called, or checked by AWS on one that is
     assert outcome.called <= granted(outcome.policy)
     assert granted(outcome.policy) - outcome.called <= IMPLICIT
+    if SCENARIOS[name].roles:
+        (passing,) = [s for s in outcome.policy["Statement"] if "iam:PassRole" in s["Action"]]
+        assert passing["Resource"] == sorted([EXECUTION_ROLE, TASK_ROLE])
     EXERCISED[name] = exercised(name, outcome)
 
 
@@ -358,6 +392,21 @@ async def test_moto_really_checks_the_policy(bed: IamBed, tmp_path: Path) -> Non
 
     outcome = await attempt(bed, tmp_path, scenario, elsewhere)
     assert "ecs:DescribeServices" in outcome.runs["api"].error
+
+
+async def test_pass_role_is_checked_for_each_role(bed: IamBed, tmp_path: Path) -> None:
+    def other_role(policy: dict[str, Any]) -> dict[str, Any]:
+        changed = copy.deepcopy(policy)
+        for s in changed["Statement"]:
+            if s["Action"] == ["iam:PassRole"]:
+                s["Resource"] = [TASK_ROLE, f"arn:aws:iam::{ACCOUNT}:role/other"]
+        return changed
+
+    outcome = await attempt(bed, tmp_path, SCENARIOS["ecs-image-with-roles"], other_role)
+    assert outcome.failures == [outcome.runs["api"].error]
+    assert outcome.runs["api"].failed_step.step_id == "register"
+    assert EXECUTION_ROLE in outcome.runs["api"].error
+    assert "(grant iam:PassRole to its role)" in outcome.runs["api"].error
 
 
 def _only(action: str) -> dict[str, Any]:

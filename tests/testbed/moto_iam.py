@@ -6,7 +6,9 @@ ECS, Elastic Load Balancing, RDS, CloudWatch Logs and CloudWatch it matches each
 `Resource` against "*" only: a statement scoped to an ARN never matches and the call is denied.
 This server tells moto the ARN each call acts on, as the Service Authorization Reference names
 it (one ARN per call, the first when a call names several), so a scoped policy is really
-checked. Calls it knows no ARN for stay on "*".
+checked. Calls it knows no ARN for stay on "*". It also checks the iam:PassRole that AWS
+checks when a task definition naming roles is registered, names CloudWatch's action as IAM does
+and refuses JSON APIs in JSON.
 
 Run as `python -m tests.testbed.moto_iam PORT`; it runs in its own process so switching IAM
 checks on cannot reach the test session's shared moto server.
@@ -14,6 +16,7 @@ checks on cannot reach the test session's shared moto server.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -116,6 +119,41 @@ def _json_denials(cls: Any) -> None:
     cls._raise_access_denied = deny
 
 
+# What AWS checks beside the call itself, and moto does not: the roles a task definition
+# names are passed to ECS tasks (iam:PassRole, with iam:PassedToService).
+PASSED_ROLES = ("taskRoleArn", "executionRoleArn")
+PASSED_TO = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+
+
+def _may_pass(request: Any, role: str) -> bool:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    permitted = False
+    for policy in request._access_key.collect_policies():
+        verdict = IAMPolicy(policy).is_action_permitted("iam:PassRole", role, None, PASSED_TO)
+        if verdict == PermissionResult.DENIED:
+            return False
+        permitted = permitted or verdict == PermissionResult.PERMITTED
+    return permitted
+
+
+def _pass_role_checks(cls: Any) -> None:
+    """Registering a task definition that names a role also needs iam:PassRole on it."""
+    original = cls.check_action_permitted
+
+    def check(self: Any, resource: str) -> None:
+        original(self, resource)
+        if self._action != "ecs:RegisterTaskDefinition":
+            return
+        body = json.loads(self._body or b"{}")
+        for role in filter(None, (body.get(key) for key in PASSED_ROLES)):
+            if not _may_pass(self, role):
+                self._action = f"iam:PassRole on resource: {role}"
+                self._raise_access_denied()
+
+    cls.check_action_permitted = check
+
+
 def main(port: int) -> None:
     from moto.core.responses import BaseResponse
     from moto.iam.access_control import IAMRequest, IAMRequestBase
@@ -124,6 +162,7 @@ def main(port: int) -> None:
     BaseResponse._determine_resource = resource_of  # type: ignore[attr-defined]
     _iam_prefixes(IAMRequestBase)
     _json_denials(IAMRequest)
+    _pass_role_checks(IAMRequest)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
