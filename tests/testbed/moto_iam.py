@@ -6,8 +6,9 @@ ECS, Elastic Load Balancing, RDS, CloudWatch Logs and CloudWatch it matches each
 `Resource` against "*" only: a statement scoped to an ARN never matches and the call is denied.
 This server tells moto the ARN each call acts on, as the Service Authorization Reference names
 it (one ARN per call, the first when a call names several), so a scoped policy is really
-checked. Calls it knows no ARN for stay on "*". It also checks the iam:PassRole that AWS
-checks when a task definition naming roles is registered, names CloudWatch's action as IAM does
+checked. Calls it knows no ARN for stay on "*". It also checks the permissions AWS checks
+beside some calls (iam:PassRole for the roles a registered task definition names,
+rds:AddTagsToResource for the tags of a restore), names CloudWatch's action as IAM does
 and refuses JSON APIs in JSON.
 
 Run as `python -m tests.testbed.moto_iam PORT`; it runs in its own process so switching IAM
@@ -119,36 +120,45 @@ def _json_denials(cls: Any) -> None:
     cls._raise_access_denied = deny
 
 
-# What AWS checks beside the call itself, and moto does not: the roles a task definition
-# names are passed to ECS tasks (iam:PassRole, with iam:PassedToService).
+# What AWS checks beside the call itself, and moto does not: the roles a task definition names
+# are passed to ECS tasks (iam:PassRole, with iam:PassedToService), and tags given to a restore
+# are added to the new instance (rds:AddTagsToResource).
 PASSED_ROLES = ("taskRoleArn", "executionRoleArn")
 PASSED_TO = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
 
 
-def _may_pass(request: Any, role: str) -> bool:
+def _may(request: Any, action: str, resource: str, context: dict[str, str]) -> bool:
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
     permitted = False
     for policy in request._access_key.collect_policies():
-        verdict = IAMPolicy(policy).is_action_permitted("iam:PassRole", role, None, PASSED_TO)
+        verdict = IAMPolicy(policy).is_action_permitted(action, resource, None, context)
         if verdict == PermissionResult.DENIED:
             return False
         permitted = permitted or verdict == PermissionResult.PERMITTED
     return permitted
 
 
-def _pass_role_checks(cls: Any) -> None:
-    """Registering a task definition that names a role also needs iam:PassRole on it."""
+def _also_needed(request: Any, resource: str) -> list[tuple[str, str, dict[str, str]]]:
+    """(action, resource, condition context) AWS also authorizes for this call."""
+    if request._action == "ecs:RegisterTaskDefinition":
+        body = json.loads(request._body or b"{}")
+        roles = filter(None, (body.get(key) for key in PASSED_ROLES))
+        return [("iam:PassRole", role, PASSED_TO) for role in roles]
+    if request._action == "rds:RestoreDBInstanceFromDBSnapshot":
+        if any(key.startswith("Tags.") for key in request._data):
+            return [("rds:AddTagsToResource", resource, {})]
+    return []
+
+
+def _implicit_checks(cls: Any) -> None:
     original = cls.check_action_permitted
 
     def check(self: Any, resource: str) -> None:
         original(self, resource)
-        if self._action != "ecs:RegisterTaskDefinition":
-            return
-        body = json.loads(self._body or b"{}")
-        for role in filter(None, (body.get(key) for key in PASSED_ROLES)):
-            if not _may_pass(self, role):
-                self._action = f"iam:PassRole on resource: {role}"
+        for action, on, context in _also_needed(self, resource):
+            if not _may(self, action, on, context):
+                self._action = f"{action} on resource: {on}"
                 self._raise_access_denied()
 
     cls.check_action_permitted = check
@@ -162,7 +172,7 @@ def main(port: int) -> None:
     BaseResponse._determine_resource = resource_of  # type: ignore[attr-defined]
     _iam_prefixes(IAMRequestBase)
     _json_denials(IAMRequest)
-    _pass_role_checks(IAMRequest)
+    _implicit_checks(IAMRequest)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
