@@ -294,7 +294,7 @@ def print_policy(
     roles = tuple(pass_roles) if pass_roles else None
     try:
         if lookup_roles:
-            names = [target] if target in catalog.targets else catalog.names()
+            names = [target] if target else catalog.names()
             roles = tuple(sorted({*(roles or ()), *asyncio.run(task_roles(catalog, names))}))
         policy = build_policy(catalog, target, account or ANY, roles)
     except (PolicyError, aws.AwsError) as exc:
