@@ -1,4 +1,4 @@
-"""The `rollbot` command line: serve, socket, check, plan, audit."""
+"""The `rollbot` command line: serve, socket, check, plan, audit, iam-policy."""
 
 from __future__ import annotations
 
@@ -67,6 +67,30 @@ def main(argv: list[str] | None = None) -> int:
     plan = sub.add_parser("plan", help="print what a rollback would do; changes nothing")
     plan.add_argument("target")
     plan.add_argument("--to", dest="ref", default="previous")
+    policy = sub.add_parser(
+        "iam-policy",
+        help="print the IAM policy (JSON) the catalog's playbooks and /diagnose need",
+        description="Print the least-privilege IAM policy document for every target of the "
+        "catalog (or one): each AWS action the playbook steps and /diagnose sources call, scoped "
+        "to the target's resources where AWS allows it. See docs/deploy.md to attach it.",
+    )
+    policy.add_argument("--target", help="only this target (default: every target)")
+    policy.add_argument(
+        "--account", default="*", help="AWS account id in resource ARNs (default: %(default)s)"
+    )
+    policy.add_argument(
+        "--pass-role",
+        action="append",
+        metavar="ROLE_ARN",
+        help="task or execution role the ECS task definitions name (repeatable); without it "
+        "or --lookup-roles, iam:PassRole covers any role of the account, passed only to ECS tasks",
+    )
+    policy.add_argument(
+        "--lookup-roles",
+        action="store_true",
+        help="read those roles from the task definitions the services run now (needs AWS "
+        "credentials allowed ecs:DescribeServices and ecs:DescribeTaskDefinition)",
+    )
     audit = sub.add_parser("audit", help="export the audit log as JSON lines, or verify it")
     audit.add_argument("--since", default="1970-01-01", help="ISO date or time (UTC)")
     audit.add_argument(
@@ -108,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
                 return asyncio.run(verify_audit(settings, args.expect_head))
             case "audit":
                 return asyncio.run(export_audit(settings, args.since))
+            case "iam-policy":
+                from bot.iam_policy import print_policy
+
+                return print_policy(
+                    settings, args.target, args.account, args.pass_role, args.lookup_roles
+                )
             case "serve" | "socket":
                 from bot.server import run
 

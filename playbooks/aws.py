@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,7 @@ LABELS = {
     "cloudwatch": "CloudWatch",
 }
 IAM_PREFIXES = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
+REFUSED_ACTION = re.compile(r"not authorized to perform: ([\w-]+:\w+)")
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -182,7 +184,10 @@ def failure(
     if hints and code in hints:
         text = hints[code]
     elif code in DENIED:
-        grant = iam_action(service, exc.operation_name)
+        # AWS names the action it refused, which may be another than the call's own (e.g.
+        # iam:PassRole when registering a task definition that names a role)
+        named = REFUSED_ACTION.search(message)
+        grant = named.group(1) if named else iam_action(service, exc.operation_name)
         text = (
             f"the bot's AWS identity may not call {action}: {message} (grant {grant} to its role)"
         )
