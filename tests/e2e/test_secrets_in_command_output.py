@@ -5,7 +5,8 @@ error that echoes the requested ref. None may reach Slack, the SQLite files or t
 from __future__ import annotations
 
 import json
-import shutil
+import shlex
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import LEAD, REQUESTER, click, has_ended, request_rollback
-from tests.testbed.compose_shim import compose_shim_fixture  # noqa: F401  (fixture)
 from tests.testbed.github_api import FakeGitHub, sha
-from tests.testbed.host import Host, make_host
+from tests.testbed.host import Host, make_host, routed_to
 from tests.testbed.secrets import leaks, text
 from tests.testbed.slack_api import FakeSlackApi
 from tests.testbed.slack_requests import slash_command
@@ -44,20 +44,31 @@ def assert_nothing_leaked(places: dict[str, str | bytes]) -> None:
 
 
 @pytest.fixture
-def host(tmp_path: Path, git_repo: Any, compose_shim: Any, nginx: Any, app_backend: Any) -> Host:
-    made = make_host(tmp_path, git_repo, compose_shim, nginx, app_backend)
-    shutil.copy(made.server.conf_path, made.server.prefix / "nginx.conf.pre-hybrid.bak")
-    return made
+def host(tmp_path: Path, git_repo: Any, compose_app: Any, nginx: Any) -> Host:
+    return make_host(tmp_path, git_repo, compose_app, nginx, postgres=False)
+
+
+def failing_stop(tmp_path: Path, printed: str) -> list[str]:
+    """The real `docker compose`, except that `stop` prints `printed` on stderr and fails."""
+    script = tmp_path / "compose-with-a-failing-stop"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do\n'
+        '  if [ "$arg" = stop ]; then printf %s ' + shlex.quote(printed) + " >&2; exit 1; fi\n"
+        "done\n"
+        'exec docker compose "$@"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return [str(script)]
 
 
 def test_compose_error_output_is_redacted_everywhere(
     host: Host, fake_slack: FakeSlackApi, rollbot_server: Bot, tmp_path: Path
 ) -> None:
     host.deploy_bad_release()
-    host.shim.fail("stop", stderr=text())  # a failing command that prints every secret
-    bot = rollbot_server(
-        catalog=catalog("chat-config", playbook="host-config-rollback", **host.params())
-    )
+    command = failing_stop(tmp_path, text())  # a failing command that prints every secret
+    params = host.params(compose_command=command)
+    bot = rollbot_server(catalog=catalog("chat-config", playbook="host-config-rollback", **params))
     click(bot, "rollback_approve", request_rollback(bot, fake_slack, "chat-config"), LEAD)
     ended = fake_slack.wait_for("chat.postMessage", has_ended, timeout=60)[0].args["text"]
     assert "ROLLBACK FAILED" in ended and "[redacted]" in ended, ended
@@ -71,7 +82,8 @@ def test_nginx_and_git_output_is_redacted_everywhere(
 ) -> None:
     record = tmp_path / "pre-migration-commit.txt"
     record.write_text(host.repo.commit(f"release notes\n\n{text()}", {"notes.txt": "x\n"}) + "\n")
-    broken = host.server.config(host.good.url).replace("proxy_pass", SLACK_TOKEN_IN_CONF, 1)
+    good = routed_to(host.server, host.app.ports["backend-wsgi"])
+    broken = good.replace("proxy_pass", SLACK_TOKEN_IN_CONF, 1)
     (host.server.prefix / "nginx.conf.pre-hybrid.bak").write_text(broken)
     host.deploy_bad_release()
     params = host.params(recorded_commit_file=str(record))
