@@ -101,7 +101,7 @@ async def _first_use(store: Store, key: str, ttl: float) -> bool:
         return await store.remember(key, ttl)
     except Exception as exc:
         if is_unavailable(exc):
-            HEALTH.failed()  # so the store guard answers at once, without trying again
+            HEALTH.failed(exc)  # so the store guard answers at once, without trying again
             return True
         raise
 

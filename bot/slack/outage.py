@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 from bot.store.audit import audit_entry
-from bot.store.outage import HEALTH, STORE_UNREACHABLE, FailureLog
+from bot.store.outage import HEALTH, STORE_UNREACHABLE, FailureLog, StoreWasUnreachable
 
 FAILURES = FailureLog("listeners")
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _form_answer(body: dict[str, Any]) -> BoltResponse | None:
     values = ((view.get("state") or {}).get("values") or {}) if isinstance(view, dict) else {}
     if not values:
         return None
-    note_refusal(body, ConnectionError("the state store was unreachable a moment ago"))
+    note_refusal(body, StoreWasUnreachable(HEALTH.cause))
     answer = {"response_action": "errors", "errors": {next(iter(values)): STORE_UNREACHABLE}}
     return BoltResponse(
         status=200,
@@ -93,7 +93,7 @@ def make_store_guard() -> Callable[..., Awaitable[Any]]:
             return await next()
         if kind == "view_submission":
             return _form_answer(body) or await next()
-        note_refusal(body, ConnectionError("the state store was unreachable a moment ago"))
+        note_refusal(body, StoreWasUnreachable(HEALTH.cause))
         if kind == "command":
             answer = {"response_type": "ephemeral", "text": STORE_UNREACHABLE}
             return BoltResponse(

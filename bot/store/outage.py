@@ -56,6 +56,19 @@ def is_unavailable(exc: BaseException) -> bool:
     return str(exc).split(" ", 1)[0].upper() in REDIS_OUTAGES
 
 
+def describe(exc: BaseException) -> str:
+    """An error in one short line for the logs: its class and the start of its message."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+class StoreWasUnreachable(ConnectionError):
+    """A request refused without trying the store, which failed a moment ago (how: `cause`)."""
+
+    def __init__(self, cause: str) -> None:
+        tail = f": {cause}" if cause else ""
+        super().__init__(f"the state store was unreachable a moment ago{tail}")
+
+
 class StoreHealth:
     """What this process last saw of the store, and the audits waiting for it to come back."""
 
@@ -63,12 +76,15 @@ class StoreHealth:
         self.down_since: float | None = None
         self.up_since = float("-inf")  # monotonic time the store last came back
         self.deferred: list[AuditEntry] = []
+        self.cause = ""  # the last error that meant the store was unreachable, for the logs
 
     @property
     def down(self) -> bool:
         return self.down_since is not None
 
-    def failed(self) -> None:
+    def failed(self, error: BaseException | None = None) -> None:
+        if error is not None and not isinstance(error, StoreWasUnreachable):
+            self.cause = describe(error)
         if self.down_since is None:
             self.down_since = time.monotonic()
 
@@ -112,11 +128,11 @@ class FailureLog:
 
     def failed(self, exc: BaseException) -> None:
         metrics.store_errors.labels(component=self.component).inc()
-        HEALTH.failed()
+        HEALTH.failed(exc)
         t = time.monotonic()
         self.total += 1
         self.unlogged += 1
-        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        reason = describe(exc)
         if self.first_at is None:
             self.first_at = self.logged_at = t
             self.unlogged = 0

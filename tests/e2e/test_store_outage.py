@@ -1,10 +1,12 @@
 """Rollbot through a state store outage, on real processes: redis-server killed and started
 again on its append-only file, an executing replica paused (SIGSTOP) longer than its lease, an
-SQLite file locked or read-only. Exactly one executor runs a step at a time, the change reaches AWS
-once, the run completes once, and every request meanwhile is told the store is unreachable."""
+SQLite file locked, read-only or on a full disk. Exactly one executor runs a step at a time, the
+change reaches AWS once, the run completes once, and every request meanwhile is told the store
+is unreachable."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -13,7 +15,8 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -427,7 +430,7 @@ def test_sqlite_locked_gets_the_same_answer(api_bed: ApiTestBed, fake_slack: Fak
 
 
 def _refusals(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         row = conn.execute("SELECT count(*) FROM audit WHERE action='request.refused'")
         return int(row.fetchone()[0])
 
@@ -478,3 +481,109 @@ def test_sqlite_read_only_gets_the_same_answer(
     assert record_state(db, json.loads(value)["id"]) == "awaiting_approval"
     click(bot, "rollback_approve", value, LEAD)
     fake_slack.wait_for("chat.postMessage", is_completion, timeout=40)
+
+
+# -- SQLite: a full disk ---------------------------------------------------------------------------
+
+DISK_SIZE = "2m"  # the file and a whole rollback's write-ahead log take about 0.7 MB
+DISK_FULL = "database or disk is full"  # SQLite's words for SQLITE_FULL
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of DISK_SIZE, mounted before the bots start and unmounted after they stop
+    (request it before api_bed)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700", "tmpfs"]
+    try:
+        done = subprocess.run([*mount, str(mount_point)], capture_output=True)
+    except OSError as exc:  # no mount command at all
+        pytest.skip(f"cannot mount a small tmpfs here: {exc}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode(errors='replace')}")
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def truncate_write_ahead_log(db: Path) -> None:
+    """Checkpoint the write-ahead log into the file and cut it to zero bytes (as a backup or
+    an operator's checkpoint does), so the bot's next write needs new blocks on the disk;
+    a log that was only reset would take writes into its old blocks on a full disk."""
+    deadline = time.monotonic() + 10
+    with closing(sqlite3.connect(db, timeout=5)) as conn:
+        while True:
+            busy, frames, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0 and frames == 0:
+                break
+            assert time.monotonic() < deadline, "the write-ahead log could not be truncated"
+            time.sleep(0.1)
+    assert Path(f"{db}-wal").stat().st_size == 0
+
+
+def fill(path: Path) -> int:
+    """Write `path` until the disk has no byte left (ENOSPC at one byte); returns its size."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written, chunk = 0, 1 << 16
+    try:
+        while chunk:
+            try:
+                written += os.write(fd, b"\0" * chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                chunk //= 2
+    finally:
+        os.close(fd)
+    assert os.statvfs(path.parent).f_bavail == 0
+    return written
+
+
+def _state(db: Path, rollback_id: str) -> str:
+    with closing(sqlite3.connect(db)) as conn:
+        row = conn.execute("SELECT state FROM records WHERE id=?", (rollback_id,)).fetchone()
+        return str(row[0])
+
+
+def test_sqlite_disk_full_gets_the_same_answer(
+    small_disk: Path, api_bed: ApiTestBed, fake_slack: FakeSlackApi
+) -> None:
+    db = small_disk / "rollbot.db"
+    bot = api_bed.start_bot(
+        env={**ENV, "ROLLBOT_DB": str(db)},
+        extra=WEB_TARGET.format(health=api_bed.health.url),
+    )
+    bot.sender.post(*slash_command("/rollback", "api", user_id=REQUESTER))
+    value = approval_value(fake_slack)
+    truncate_write_ahead_log(db)
+    filler = small_disk / "filler"
+    fill(filler)
+    try:
+        latencies = ask_during_outage([bot], fake_slack, value, "web")
+        latencies += ask_during_outage([bot], fake_slack, value, "web")  # once it knows
+        form = bot.sender.post(
+            *view_submission("rollback_modal", form_values("web"), user_id=REQUESTER)
+        )
+        # the store really said the disk is full (not locked, not read-only)
+        assert DISK_FULL in bot.stderr_text()
+    finally:
+        filler.unlink()
+    assert form.json["response_action"] == "errors" and list(form.json["errors"]) == ["target"]
+    assert UNREACHABLE in form.json["errors"]["target"] and form.elapsed < ANSWER_WITHIN
+    print(f"answers while the disk was full (s): {[round(x, 2) for x in latencies]}")
+    assert max(latencies) < ANSWER_WITHIN, latencies
+    # once there is room again, each refusal is audited, once
+    wait_until(lambda: _refusals(db) > len(latencies), 15, "the refusals' audit entries")
+    assert _refusals(db) == len(latencies) + 1  # and the form's
+    assert "Traceback" not in bot.stderr_text()
+    assert max(store_log_lines(bot).values()) <= 3
+    # nothing was changed: the rollback still waits for its approver, who can approve it now
+    rid = json.loads(value)["id"]
+    assert _state(db, rid) == "awaiting_approval"
+    click(bot, "rollback_approve", value, LEAD)
+    fake_slack.wait_for("chat.postMessage", is_completion, timeout=40)
+    assert _state(db, rid) == "succeeded"
+    assert "Traceback" not in bot.stderr_text()
