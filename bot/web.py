@@ -1,9 +1,13 @@
-"""HTTP mode: aiohttp server with /slack/events, /healthz and /metrics."""
+"""HTTP mode: aiohttp server with /slack/events, /healthz and /metrics.
+
+Metric labels come from fixed sets only, and a request is labelled by its kind only once Bolt
+has verified its signature: unsigned traffic cannot grow /metrics (nor the process)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -14,15 +18,38 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 
+# Slack payload types worth telling apart; anything else is "other".
+KINDS = frozenset(
+    {
+        "block_actions",
+        "block_suggestion",
+        "event_callback",
+        "message_action",
+        "shortcut",
+        "url_verification",
+        "view_closed",
+        "view_submission",
+    }
+)
+STATUSES = frozenset({200, 400, 401, 403, 404, 413, 429, 500, 502, 503})
+UNVERIFIED = "unverified"
+NOT_AN_OBJECT = "the request body must be a form or a JSON object"
 
-def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
+
+def build_web_app(
+    bolt: AsyncApp, services: Services, *, with_metrics: bool = True
+) -> web.Application:
+    """The public app; `with_metrics=False` leaves /metrics to a separate listener."""
+
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         bolt_request = await to_bolt_request(request)
+        if not isinstance(bolt_request.body, dict):
+            _count(UNVERIFIED, 400, started)
+            return web.Response(status=400, text=NOT_AN_OBJECT)
         response = await bolt.async_dispatch(bolt_request)
-        kind = _kind(bolt_request.body)
-        metrics.slack_requests.labels(kind=kind, status=str(response.status)).inc()
-        metrics.request_seconds.labels(kind=kind).observe(time.perf_counter() - started)
+        kind = UNVERIFIED if response.status == 401 else kind_of(bolt_request.body)
+        _count(kind, response.status, started)
         return await to_aiohttp_response(response)
 
     async def healthz(_: web.Request) -> web.Response:
@@ -37,18 +64,37 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
         }
         return web.json_response(body, status=200 if ok else 503)
 
-    async def metrics_endpoint(_: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
-
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    if with_metrics:
+        app.router.add_get("/metrics", metrics_endpoint)
+    return app
+
+
+def build_metrics_app() -> web.Application:
+    """GET /metrics alone, for `rollbot serve --metrics-port`."""
+    app = web.Application(client_max_size=1024)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
 
 
-def _kind(body: dict) -> str:
+async def metrics_endpoint(_: web.Request) -> web.Response:
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+def kind_of(body: dict[str, Any]) -> str:
+    """The label of a verified request: one of KINDS, "command" or "other"."""
     if "command" in body:
         return "command"
     payload = body.get("type")
-    return payload if isinstance(payload, str) else "other"
+    return payload if isinstance(payload, str) and payload in KINDS else "other"
+
+
+def _count(kind: str, status: int, started: float) -> None:
+    metrics.slack_requests.labels(kind=kind, status=_status(status)).inc()
+    metrics.request_seconds.labels(kind=kind).observe(time.perf_counter() - started)
+
+
+def _status(status: int) -> str:
+    return str(status) if status in STATUSES else "other"

@@ -22,6 +22,7 @@ from bot.store.base import (
     Store,
     now,
 )
+from bot.store.sqlite_upkeep import UPKEEP_SCHEMA, SqliteUpkeep
 
 # The table layouts are those of the first release, so existing files keep working;
 # later releases only add tables and indexes (CREATE ... IF NOT EXISTS).
@@ -114,7 +115,7 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteUpkeep, Store):
     backend = "sqlite"
 
     def __init__(
@@ -139,6 +140,7 @@ class SqliteStore(Store):
         try:
             await db.execute_fetchall("PRAGMA journal_mode=WAL")
             await db.executescript(SCHEMA)
+            await db.executescript(UPKEEP_SCHEMA)
         except BaseException:
             await db.close()
             raise
