@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 
 import handlers
+from bot.diagnose.sources.context import CAPTURE_PACE
 from bot.errors import ConfigError
 from bot.rollback import jobs
 from bot.scheduler import JobWorker
@@ -31,6 +32,7 @@ async def run(settings: Settings, mode: str, port: int, host: str) -> int:
     if not token.ok:
         raise StartupError(token.detail)
     services = await build_services(settings)
+    CAPTURE_PACE.configure(settings.rollbot_aws_pace)
     try:
         return await _serve(services, settings, socket_mode, port, host)
     finally:

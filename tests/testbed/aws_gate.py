@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ class AwsGate(LoopThreadServer):
         self.moto_url = moto_url.rstrip("/")
         self.url = ""
         self.forwarded: Counter[str] = Counter()
+        self.arrivals: list[tuple[float, str]] = []  # (time.monotonic(), operation) forwarded
         self.traps: list[Trap] = []
         self.sprung: list[Trap] = []
         self.refused: Counter[str] = Counter()
@@ -106,6 +108,7 @@ class AwsGate(LoopThreadServer):
         return trap is not None
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         body = await request.read()
         op = operation(request.headers, body)
         if await self._spring(op, "before"):
@@ -122,6 +125,7 @@ class AwsGate(LoopThreadServer):
             kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
         with self._lock:
             self.forwarded[op] += 1
+            self.arrivals.append((arrived, op))
         await self._spring(op, "after")
         return web.Response(status=upstream.status, body=answer, headers=kept)
 
