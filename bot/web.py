@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__, metrics
 from bot.services import Services
@@ -40,13 +41,17 @@ def build_web_app(
     bolt: AsyncApp, services: Services, *, with_metrics: bool = True
 ) -> web.Application:
     """The public app; `with_metrics=False` leaves /metrics to a separate listener."""
+    verifier = SignatureVerifier(services.settings.secret("slack_signing_secret") or "")
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
         bolt_request = await to_bolt_request(request)
         if not isinstance(bolt_request.body, dict):
-            _count(UNVERIFIED, 400, started)
-            return web.Response(status=400, text=NOT_AN_OBJECT)
+            # Bolt expects an object: answer here, 401 unless signed (then the body is wrong)
+            signed = verifier.is_valid_request(bolt_request.raw_body, dict(request.headers))
+            status = 400 if signed else 401
+            _count(UNVERIFIED, status, started)
+            return web.Response(status=status, text=NOT_AN_OBJECT if status == 400 else "")
         response = await bolt.async_dispatch(bolt_request)
         kind = UNVERIFIED if response.status == 401 else kind_of(bolt_request.body)
         _count(kind, response.status, started)
