@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import (
+    build_normalized_headers,
+    extract_content_type,
+    parse_body,
+)
 from slack_sdk.signature import SignatureVerifier
 
 from bot import __version__, metrics
@@ -45,13 +52,18 @@ def build_web_app(
 
     async def slack_events(request: web.Request) -> web.Response:
         started = time.perf_counter()
-        bolt_request = await to_bolt_request(request)
-        if not isinstance(bolt_request.body, dict):
+        raw = await request.read()
+        text = _object_text(raw, request.headers)
+        if text is None:
             # Bolt expects an object: answer here, 401 unless signed (then the body is wrong)
-            signed = verifier.is_valid_request(bolt_request.raw_body, dict(request.headers))
-            status = 400 if signed else 401
+            status = 400 if verifier.is_valid_request(raw, dict(request.headers)) else 401
             _count(UNVERIFIED, status, started)
             return web.Response(status=status, text=NOT_AN_OBJECT if status == 400 else "")
+        bolt_request = AsyncBoltRequest(
+            body=text,
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]
+        )
         response = await bolt.async_dispatch(bolt_request)
         kind = UNVERIFIED if response.status == 401 else kind_of(bolt_request.body)
         _count(kind, response.status, started)
@@ -94,6 +106,17 @@ def kind_of(body: dict[str, Any]) -> str:
         return "command"
     payload = body.get("type")
     return payload if isinstance(payload, str) and payload in KINDS else "other"
+
+
+def _object_text(raw: bytes, headers: Mapping[str, str]) -> str | None:
+    """The body as text when it reads as Bolt reads it into an object; else None (not UTF-8,
+    broken JSON, a list or a string where an object belongs)."""
+    try:
+        text = raw.decode("utf-8")
+        content_type = extract_content_type(build_normalized_headers(dict(headers)))
+        return text if isinstance(parse_body(text, content_type), dict) else None
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
 
 
 def _count(kind: str, status: int, started: float) -> None:
