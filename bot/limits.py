@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -74,14 +75,34 @@ async def check(services: Services, act: Limited, user: str, subject: str) -> Re
     if per_target is not None:
         scopes.append(("target", f"{act}:target:{subject}", per_target))
     for scope, key, limit in scopes:
+        if (left := _still_refused(key)) > 0:
+            return Refusal(act, user, scope, subject, limit, left)
         try:
             answer = await services.store.rate_hit(key, limit, window)
         except Exception as exc:
             log.warning("rate limit %s not counted (store: %s); letting it through", key, exc)
             return None
         if not answer.allowed:
+            _REFUSED_UNTIL[key] = time.monotonic() + answer.retry_after
             return Refusal(act, user, scope, subject, limit, answer.retry_after)
     return None
+
+
+# Keys this replica saw refused, until their window ends: a window's count only grows, so a
+# burst beyond the limit is refused here without a store round trip for each attempt.
+_REFUSED_UNTIL: dict[str, float] = {}
+
+
+def _still_refused(key: str) -> float:
+    """Seconds left of a refusal this replica saw for `key`, else 0 (and forget it)."""
+    until = _REFUSED_UNTIL.get(key)
+    if until is None:
+        return 0.0
+    left = until - time.monotonic()
+    if left <= 0:
+        del _REFUSED_UNTIL[key]
+        return 0.0
+    return left
 
 
 async def refused(services: Services, refusal: Refusal) -> None:

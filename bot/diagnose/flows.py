@@ -51,10 +51,17 @@ async def _diagnose(
     if reused is not None:
         await _reuse(services, reused, user, respond)
         return
+    stored = ""
+
+    async def collect_and_keep() -> Capture:
+        # stored before the gate lets go, so a request arriving later finds it to reuse
+        nonlocal stored
+        result = await capture(tgt, settings)
+        stored = await _store(services, result, user)
+        return result
+
     try:
-        result, fresh = await GATE.run(
-            target, settings.rollbot_max_captures, lambda: capture(tgt, settings)
-        )
+        result, fresh = await GATE.run(target, settings.rollbot_max_captures, collect_and_keep)
     except CapturesBusy as busy:
         await _tell(respond, BUSY.format(running=busy.running))
         await _note(services, user, "diagnosis.busy", target, running=busy.running)
@@ -62,7 +69,6 @@ async def _diagnose(
     if not fresh:  # joined a capture of the same target someone else asked for
         await _reuse(services, result, user, respond)
         return
-    stored = await _store(services, result, user)
     blocks, text = verdict_blocks(result), headline(result)
     try:
         ts = await services.slack.post(channel, text, blocks, subject=result.id)
