@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         "serve",
         help="HTTP mode: /slack/events, /healthz, /metrics",
         description=SERVE_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # help text starts where it did with the short options, long ones on their own line
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
+            prog, max_help_position=17
+        ),
     )
     serve.add_argument(
         "--port",
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--metrics-port",
         type=int,
+        metavar="PORT",
         default=os.environ.get("ROLLBOT_METRICS_PORT") or None,
         help="serve GET /metrics on this port (on 127.0.0.1 unless --metrics-host says "
         "otherwise) instead of the public one (default: ROLLBOT_METRICS_PORT, else the public "
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--metrics-host",
+        metavar="HOST",
         default="127.0.0.1",
         help="address of the --metrics-port listener (default: %(default)s)",
     )

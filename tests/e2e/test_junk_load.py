@@ -12,10 +12,27 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tests.e2e.test_serve_basics import write_catalog
 from tests.testbed.ports import free_port
 from tests.testbed.rollbot_process import RollbotProcess
 from tests.testbed.slack_requests import SIGNING_SECRET, sign, slash_command
+
+CATALOG = """\
+approvers: [U0LEAD]
+channel: C0INCIDENTS
+targets:
+  api:
+    playbook: ecs-revision
+    cluster: sandbox-broker-cluster
+    service: sandbox-broker
+    region: eu-central-1
+"""
+
+
+def write_catalog(tmp_path: Path) -> Path:
+    path = tmp_path / "rollbot.yml"
+    path.write_text(CATALOG)
+    return path
+
 
 JUNK = 5_000
 WARM_UP = 300
