@@ -83,7 +83,7 @@ async def check(services: Services, act: Limited, user: str, subject: str) -> Re
             log.warning("rate limit %s not counted (store: %s); letting it through", key, exc)
             return None
         if not answer.allowed:
-            _REFUSED_UNTIL[key] = time.monotonic() + answer.retry_after
+            _remember_refused(key, answer.retry_after)
             return Refusal(act, user, scope, subject, limit, answer.retry_after)
     return None
 
@@ -91,6 +91,22 @@ async def check(services: Services, act: Limited, user: str, subject: str) -> Re
 # Keys this replica saw refused, until their window ends: a window's count only grows, so a
 # burst beyond the limit is refused here without a store round trip for each attempt.
 _REFUSED_UNTIL: dict[str, float] = {}
+
+
+KEPT = 10_000  # refusals remembered before the lapsed ones are swept
+
+
+def _remember_refused(key: str, seconds: float) -> None:
+    t = time.monotonic()
+    if len(_REFUSED_UNTIL) >= KEPT:
+        for lapsed in [k for k, until in _REFUSED_UNTIL.items() if until <= t]:
+            del _REFUSED_UNTIL[lapsed]
+    _REFUSED_UNTIL[key] = t + seconds
+
+
+def forget_refusals() -> None:
+    """Drop what this process remembers of refusals (a store that was emptied, tests)."""
+    _REFUSED_UNTIL.clear()
 
 
 def _still_refused(key: str) -> float:

@@ -19,6 +19,12 @@ from bot.store.base import Record, Store, now
 DAY = 86_400.0
 
 
+@pytest.fixture(autouse=True)
+def fresh_refusals() -> None:
+    """Each test starts on a new store: no refusal remembered from another test."""
+    limits.forget_refusals()
+
+
 def services_for(store: Store, **settings: object) -> Services:
     return Services(settings=Settings(**settings), catalog=None, store=store)  # type: ignore[arg-type]
 
@@ -50,6 +56,10 @@ async def test_a_user_over_the_limit_is_told_when_to_try_again_and_audited(store
     [entry] = await store.audit_since(0)
     assert (entry.actor, entry.action, entry.subject) == ("U1", "diagnose.rate_limited", "api")
     assert entry.detail["scope"] == "user" and entry.detail["limit"] == 2
+    # until the window ends this replica refuses U1 without asking the store (closed here)
+    await store.close()
+    again = await limits.check(services, act, "U1", "api")
+    assert again is not None and 0 < again.retry_after <= refusal.retry_after
 
 
 async def test_a_target_limit_holds_across_users(store: Store) -> None:
