@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         "serve",
         help="HTTP mode: /slack/events, /healthz, /metrics",
         description=SERVE_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # help text starts where it did with the short options, long ones on their own line
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(
+            prog, max_help_position=17
+        ),
     )
     serve.add_argument(
         "--port",
@@ -54,6 +57,21 @@ def main(argv: list[str] | None = None) -> int:
         default="0.0.0.0",
         help="address to listen on (default: %(default)s, every interface; 127.0.0.1: this "
         "machine only)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        default=os.environ.get("ROLLBOT_METRICS_PORT") or None,
+        help="serve GET /metrics on this port (on 127.0.0.1 unless --metrics-host says "
+        "otherwise) instead of the public one (default: ROLLBOT_METRICS_PORT, else the public "
+        "port)",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="address of the --metrics-port listener (default: %(default)s)",
     )
     sub.add_parser("socket", help="Socket Mode (needs SLACK_APP_TOKEN)")
     check_parser = sub.add_parser("check", help="validate settings, catalog, playbooks and store")
@@ -141,8 +159,17 @@ def main(argv: list[str] | None = None) -> int:
             case "serve" | "socket":
                 from bot.server import run
 
+                metrics_at = None
+                if getattr(args, "metrics_port", None) is not None:
+                    metrics_at = (args.metrics_host, args.metrics_port)
                 return asyncio.run(
-                    run(settings, args.command, getattr(args, "port", 0), getattr(args, "host", ""))
+                    run(
+                        settings,
+                        args.command,
+                        getattr(args, "port", 0),
+                        getattr(args, "host", ""),
+                        metrics_at=metrics_at,
+                    )
                 )
     except ConfigError as exc:
         _print_problems(exc)

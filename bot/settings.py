@@ -38,6 +38,24 @@ class Settings(BaseSettings):
     # Socket Mode: how often the connection is pinged; a dead one is replaced within a few.
     rollbot_socket_ping_seconds: float = Field(default=10.0, gt=0)
 
+    # Limits under load (README "Limits"): attempts per user and per target in each window,
+    # counted in the store so every replica shares them.
+    rollbot_rate_window_seconds: float = Field(default=60.0, gt=0)
+    rollbot_diagnose_per_user: int = Field(default=5, ge=1)
+    rollbot_diagnose_per_target: int = Field(default=10, ge=1)
+    rollbot_rollback_per_user: int = Field(default=5, ge=1)
+    rollbot_rollback_per_target: int = Field(default=5, ge=1)
+    rollbot_cancel_per_user: int = Field(default=5, ge=1)
+    # A capture of the same target younger than this is reused instead of collected again.
+    rollbot_capture_reuse_seconds: float = Field(default=60.0, ge=0)
+    # Captures collected at once by one replica; more are told to try again.
+    rollbot_max_captures: int = Field(default=8, ge=1)
+    # Diagnoses, step journals and outbox leftovers older than this are pruned daily.
+    rollbot_retention_days: float = Field(default=90.0, gt=0)
+    # AWS calls per second per service for captures (JSON object, e.g. {"logs": 2}); merged
+    # over the shipped pace, which stays below the documented API rates.
+    rollbot_aws_pace: dict[str, float] = Field(default_factory=dict)
+
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
 

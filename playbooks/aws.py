@@ -15,6 +15,7 @@ import functools
 import os
 import re
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from botocore.exceptions import (
 )
 
 from playbooks.base import Step, StepContext, StepFailed
+from playbooks.pacing import Pacer
 
 # Steps may wait out a short throttling storm; evidence has its own time bound, so a stuck call
 # must not outlive its source by minutes.
@@ -113,6 +115,7 @@ class AwsClients:
     region: str | None = None
     endpoint_url: str | None = None
     quick: bool = False
+    pacer: Pacer | None = None  # when set, call/paginate/pages wait for its slot per service
     _cache: dict[tuple[str, str | None, str | None], Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str, region: str | None = None) -> Any:
@@ -127,11 +130,29 @@ class AwsClients:
                     kwargs["endpoint_url"] = self.endpoint_url
                 made = boto3.client(service, **kwargs)
                 made.meta.events.register("before-call", _record_call)
+                if self.pacer is not None:
+                    _PACED[made] = self.pacer
+                    prefix = made.meta.service_model.endpoint_prefix
+                    hold = functools.partial(_hold, self.pacer, prefix)
+                    made.meta.events.register("before-send", hold)
                 self._cache[key] = made
             return self._cache[key]
 
 
 _SHARED = AwsClients()
+# clients whose calls are paced -> their pacer (clients live as long as their cache)
+_PACED: weakref.WeakKeyDictionary[Any, Pacer] = weakref.WeakKeyDictionary()
+
+
+def _hold(pacer: Pacer, service: str, **_: Any) -> None:
+    pacer.hold(service)  # runs in the worker thread, just before each HTTP request
+
+
+async def paced(client: Any) -> None:
+    """Wait for the client's next slot, when its calls are paced."""
+    pacer = _PACED.get(client)
+    if pacer is not None:
+        await pacer.wait(client.meta.service_model.endpoint_prefix)
 
 
 def clients_of(ctx: StepContext) -> AwsClients:
@@ -237,6 +258,7 @@ def collect_pages(
 
 async def call(client: Any, method: str, /, **kwargs: Any) -> dict[str, Any]:
     """One API call in a worker thread; failures raise AwsError."""
+    await paced(client)
     with translated(_action(client, method), _where(client)):
         return await in_thread(getattr(client, method), **kwargs)
 
@@ -244,7 +266,13 @@ async def call(client: Any, method: str, /, **kwargs: Any) -> dict[str, Any]:
 async def paginate(
     client: Any, method: str, key: str, /, *, max_items: int | None = None, **kwargs: Any
 ) -> list[Any]:
-    """All items of a paginated call (boto3's paginator), fetched in a worker thread."""
+    """All items of a paginated call (boto3's paginator), fetched in a worker thread (page by
+    page when the client is paced, each page a call)."""
+    if client in _PACED:
+        if max_items is not None:
+            kwargs["PaginationConfig"] = {"MaxItems": max_items}
+        found = pages(client, method, **kwargs)
+        return [item async for page in found for item in page.get(key, [])]
     with translated(_action(client, method), _where(client)):
         return await in_thread(collect_pages, client, method, key, max_items, **kwargs)
 
@@ -255,6 +283,7 @@ async def pages(client: Any, method: str, /, **kwargs: Any) -> AsyncIterator[dic
     with translated(_action(client, method), _where(client)):
         iterator = iter(client.get_paginator(method).paginate(**kwargs))
         while True:
+            await paced(client)
             page = await in_thread(next, iterator, None)
             if page is None:
                 return

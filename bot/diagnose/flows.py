@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.diagnose.capture import capture
 from bot.diagnose.messaging import headline, verdict_blocks
 from bot.diagnose.models import Capture
+from bot.diagnose.reuse import GATE, CapturesBusy, recent_capture
 from bot.diagnose.sources import describe_error
 from bot.services import Services
 from bot.slack.respond import Reply
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 KIND = "diagnosis"
 # the bot cannot post there: answer the person who asked instead
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived"}
+BUSY = ":hourglass_flowing_sand: I am already collecting {running} diagnoses; try again in 10 s."
 
 
 async def diagnose(
@@ -43,8 +46,29 @@ async def _diagnose(
     if tgt is None:
         await _tell(respond, f"Unknown target {code(target)}.")
         return
-    result = await capture(tgt, services.settings)
-    stored = await _store(services, result, user)
+    settings = services.settings
+    reused = await recent_capture(services.store, target, settings.rollbot_capture_reuse_seconds)
+    if reused is not None:
+        await _reuse(services, reused, user, respond)
+        return
+    stored = ""
+
+    async def collect_and_keep() -> Capture:
+        # stored before the gate lets go, so a request arriving later finds it to reuse
+        nonlocal stored
+        result = await capture(tgt, settings)
+        stored = await _store(services, result, user)
+        return result
+
+    try:
+        result, fresh = await GATE.run(target, settings.rollbot_max_captures, collect_and_keep)
+    except CapturesBusy as busy:
+        await _tell(respond, BUSY.format(running=busy.running))
+        await _note(services, user, "diagnosis.busy", target, running=busy.running)
+        return
+    if not fresh:  # joined a capture of the same target someone else asked for
+        await _reuse(services, result, user, respond)
+        return
     blocks, text = verdict_blocks(result), headline(result)
     try:
         ts = await services.slack.post(channel, text, blocks, subject=result.id)
@@ -61,6 +85,32 @@ async def _diagnose(
     problem = await _upload(services, channel, ts, result)
     if problem or stored:
         await _tell(respond, f"{problem} {stored}".strip())
+
+
+async def _reuse(services: Services, result: Capture, user: str, respond: Reply) -> None:
+    """Answer with a capture made moments ago, only to the person asking (it was posted)."""
+    age = max(0, round(now() - result.started_at.timestamp()))
+    note = (
+        f"Captured {age} s ago ({code(result.id)}), reused rather than collected again; "
+        "the verdict and the capture file are in the channel."
+    )
+    blocks = verdict_blocks(result)
+    blocks.insert(-1, {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    try:
+        await respond(
+            response_type="ephemeral", replace_original=False, blocks=blocks, text=headline(result)
+        )
+    except Exception:
+        log.warning("could not answer a /diagnose request with capture %s", result.id)
+    await _note(services, user, "diagnosis.reused", result.id, target=result.target)
+
+
+async def _note(services: Services, user: str, action: str, subject: str, **detail: Any) -> None:
+    """Audit an answer that was already given; a store failure is only logged."""
+    try:
+        await audit(services.store, user, action, subject, **detail)
+    except Exception as exc:
+        log.warning("could not audit %s of %s: %s", action, subject, exc)
 
 
 async def _store(services: Services, result: Capture, user: str) -> str:

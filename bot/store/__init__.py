@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.store.base import AuditEntry, Job, JournalEntry, LockInfo, Record, Store, now
+from bot.store.base import (
+    AuditEntry,
+    Job,
+    JournalEntry,
+    LockInfo,
+    Pruned,
+    RateLimit,
+    Record,
+    Store,
+    now,
+)
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -14,6 +24,8 @@ __all__ = [
     "Job",
     "JournalEntry",
     "LockInfo",
+    "Pruned",
+    "RateLimit",
     "Record",
     "Store",
     "now",

@@ -63,6 +63,22 @@ class OutboxEntry(BaseModel):
     subject: str = ""
 
 
+class RateLimit(BaseModel):
+    """The answer of one counted attempt against a fixed-window limit."""
+
+    allowed: bool
+    count: int  # attempts in the current window, this one included
+    retry_after: float = 0.0  # seconds until the window ends (when not allowed)
+
+
+class Pruned(BaseModel):
+    """What a retention pass removed."""
+
+    diagnoses: int = 0
+    journals: int = 0  # rollbacks whose step journal was removed
+    outbox: int = 0
+
+
 class LockInfo(BaseModel):
     name: str
     owner: str
@@ -275,3 +291,15 @@ class Store(abc.ABC):
     async def note(self, keys: list[str], ttl: float) -> None:
         """Mark keys as seen for `ttl`, in one round trip; keys seen already are left as they
         are. Repeating it is harmless, so it needs no resend protection."""
+
+    # -- rate limits (fixed windows shared by every replica)
+    @abc.abstractmethod
+    async def rate_hit(self, key: str, limit: int, window: float) -> RateLimit:
+        """Count one attempt under `key`: allowed while at most `limit` attempts fell in the
+        current window of `window` seconds (which starts with the first attempt)."""
+
+    # -- retention (the audit log is never pruned)
+    @abc.abstractmethod
+    async def prune(self, before: float) -> Pruned:
+        """Remove diagnoses created before `before`, the step journals of rollbacks created
+        before it, and outbox entries queued before it."""

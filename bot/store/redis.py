@@ -34,6 +34,7 @@ from bot.store.base import (
     Store,
     now,
 )
+from bot.store.redis_upkeep import RedisUpkeep
 
 # The scripts live in bot/store/lua/, read once when this module is imported. Each script's
 # body runs inside `run()` of once.lua, after the helper preludes it names.
@@ -128,7 +129,7 @@ def _without_brace(text: str) -> str:
 MAX_CONNECTIONS = 50
 
 
-class RedisStore(Store):
+class RedisStore(RedisUpkeep, Store):
     backend = "redis"
 
     def __init__(self, url: str, prefix: str = "rollbot:", *, ping_timeout: float = 2.0) -> None:

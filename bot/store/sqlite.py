@@ -24,6 +24,7 @@ from bot.store.base import (
     now,
 )
 from bot.store.sqlite_fencing import FENCE_SCHEMA, SqliteFencing, check_fence
+from bot.store.sqlite_upkeep import UPKEEP_SCHEMA, SqliteUpkeep
 
 # The table layouts are those of the first release, so existing files keep working;
 # later releases only add tables and indexes (CREATE ... IF NOT EXISTS).
@@ -146,7 +147,7 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SqliteStore(SqliteFencing, Store):
+class SqliteStore(SqliteFencing, SqliteUpkeep, Store):
     backend = "sqlite"
 
     def __init__(
@@ -173,6 +174,7 @@ class SqliteStore(SqliteFencing, Store):
         try:
             await db.execute_fetchall("PRAGMA journal_mode=WAL")
             await db.executescript(SCHEMA)
+            await db.executescript(UPKEEP_SCHEMA)
         except BaseException:
             await db.close()
             raise

@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
+from bot import limits
 from bot import slash as cmd
 from bot.diagnose import flows
 from bot.services import Services
@@ -27,11 +28,17 @@ async def diagnose_command(
     if target not in services.catalog.targets:
         await ack(response_type="ephemeral", text=unknown_target(target, services))
         return
+    user = command.get("user_id", "")
+    refusal = await limits.check(services, limits.Limited.DIAGNOSE, user, target)
+    if refusal is not None:
+        await ack(response_type="ephemeral", text=refusal.text())
+        await limits.refused(services, refusal)
+        return
     await ack(response_type="ephemeral", text=f"Diagnosing `{target}`…")
     await flows.diagnose(
         services,
         target=target,
-        user=command.get("user_id", ""),
+        user=user,
         channel=command.get("channel_id", ""),
         respond=respond,
     )

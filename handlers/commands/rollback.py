@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext, AsyncRespond
 
+from bot import limits
 from bot import slash as cmd
 from bot.rollback.cancel import cancel
 from bot.rollback.modal import open_rollback_modal
@@ -30,6 +31,8 @@ async def rollback_command(
         await ack(response_type="ephemeral", text=str(exc))
         return
     user = command.get("user_id", "")
+    if await over_limit(ack, services, parsed, user):
+        return
     match parsed:
         case cmd.Help():
             await ack(response_type="ephemeral", text=cmd.ROLLBACK_USAGE)
@@ -68,6 +71,24 @@ async def rollback_command(
             )
         case cmd.Maintenance() as request:
             await maintenance(ack, request, respond, services, user, command)
+
+
+async def over_limit(ack: AsyncAck, services: Services, parsed: object, user: str) -> bool:
+    """Refuse (ack, audit) a rollback request or cancel beyond its rate limit; True if so."""
+    targets = services.catalog.targets
+    match parsed:
+        case cmd.StartRollback(target=name) | cmd.Maintenance(target=name) if name in targets:
+            act, subject = limits.Limited.ROLLBACK, name
+        case cmd.Cancel(rollback_id=rid):
+            act, subject = limits.Limited.CANCEL, rid
+        case _:
+            return False
+    refusal = await limits.check(services, act, user, subject)
+    if refusal is None:
+        return False
+    await ack(response_type="ephemeral", text=refusal.text())
+    await limits.refused(services, refusal)
+    return True
 
 
 async def maintenance(

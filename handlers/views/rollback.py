@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 
+from bot import limits
 from bot.rollback.modal import parse_submission
 from bot.rollback.request import request_rollback
 from bot.services import Services
@@ -19,8 +20,13 @@ async def rollback_submitted(
     if isinstance(parsed, dict):
         await ack(response_action="errors", errors=parsed)
         return
-    await ack()
     user = str((body.get("user") or {}).get("id", ""))
+    refusal = await limits.check(services, limits.Limited.ROLLBACK, user, parsed.target)
+    if refusal is not None:
+        await ack(response_action="errors", errors={"target": refusal.text()})
+        await limits.refused(services, refusal)
+        return
+    await ack()
     await request_rollback(
         services,
         target=parsed.target,

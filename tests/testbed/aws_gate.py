@@ -48,6 +48,7 @@ class AwsGate(LoopThreadServer):
         self.url = ""
         self.forwarded: Counter[str] = Counter()
         self.operations: list[tuple[float, str]] = []  # (time.time() when forwarded, operation)
+        self.arrivals: list[tuple[float, str]] = []  # (time.monotonic(), operation) forwarded
         self.traps: list[Trap] = []
         self.sprung: list[Trap] = []
         self.refused: Counter[str] = Counter()
@@ -108,6 +109,7 @@ class AwsGate(LoopThreadServer):
         return trap is not None
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         body = await request.read()
         op = operation(request.headers, body)
         if await self._spring(op, "before"):
@@ -125,6 +127,7 @@ class AwsGate(LoopThreadServer):
         with self._lock:
             self.forwarded[op] += 1
             self.operations.append((time.time(), op))
+            self.arrivals.append((arrived, op))
         await self._spring(op, "after")
         return web.Response(status=upstream.status, body=answer, headers=kept)
 

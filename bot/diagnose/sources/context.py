@@ -10,11 +10,14 @@ from typing import Any
 
 from bot.diagnose.matrix import Thresholds
 from playbooks.aws import AwsClients, AwsError, translated
+from playbooks.pacing import Pacer
 from playbooks.redact import Redactor
 
 Collector = Callable[["SourceContext"], Awaitable[dict[str, Any]]]
-# One client cache for every capture, with short timeouts: a source has its own time bound.
-_CLIENTS = AwsClients(quick=True)
+# One client cache for every capture, with short timeouts (a source has its own time bound),
+# its calls paced per service below the AWS API rates however many captures run at once.
+CAPTURE_PACE = Pacer()
+_CLIENTS = AwsClients(quick=True, pacer=CAPTURE_PACE)
 
 
 @dataclass(frozen=True)
