@@ -20,8 +20,9 @@ from playbooks.redact import redact_text
 
 log = logging.getLogger(__name__)
 
-# Outputs are kept in the journal and shown in Slack: keep each one readable and bounded.
-MAX_OUTPUT_CHARS = 4000
+# Outputs are kept in the journal and the failure output file is made from them: bounded, but
+# above what a host command keeps of one stream (16 kB and a note), so that arrives whole.
+MAX_OUTPUT_CHARS = 20_000
 
 
 @dataclass
@@ -154,7 +155,8 @@ def _bounded(output: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in output.items():
         if isinstance(v, str) and len(v) > MAX_OUTPUT_CHARS:
-            v = v[: MAX_OUTPUT_CHARS // 2] + "\n...[truncated]...\n" + v[-MAX_OUTPUT_CHARS // 2 :]
+            half = MAX_OUTPUT_CHARS // 2
+            v = f"{v[:half]}\n[... {len(v) - 2 * half} characters left out ...]\n{v[-half:]}"
         out[k] = v
     return out
 

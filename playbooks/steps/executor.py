@@ -22,9 +22,10 @@ from playbooks.redact import HIDDEN, is_secret_name
 # What one stream keeps in memory: its beginning and its end, where the errors are.
 CAPTURE_HEAD = 64 * 1024
 CAPTURE_TAIL = 192 * 1024
-# What one stream keeps in the journal (people read it in Slack).
-JOURNAL_HEAD = 800
-JOURNAL_TAIL = 1600
+# What one stream keeps in the journal: the failure output file in the thread is made from it,
+# so a failing command's output up to 16 kB arrives whole (Slack messages show only its end).
+JOURNAL_HEAD = 4 * 1024
+JOURNAL_TAIL = 12 * 1024
 # After SIGTERM, how long a timed-out command may take to exit before SIGKILL.
 KILL_GRACE = 3.0
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash"}
