@@ -10,6 +10,7 @@ the failure output file or the incident report."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +31,16 @@ from bot.slack import outgoing
 from bot.store.audit import audit_entry
 from bot.store.sqlite import SqliteStore
 from playbooks.base import NothingToDo, StepFailed
-from playbooks.loader import shipped_playbooks
+from playbooks.loader import load_playbook, shipped_playbooks
 from playbooks.runner import PlaybookRunner, RunResult, plan, step_context
+from tests.playbooks.test_host_playbooks import _only
 from tests.testbed import secrets
 from tests.testbed.alb import make_listener
 from tests.testbed.aws import Aws, make_ecs_service, register_revisions
 from tests.testbed.github_api import TOKEN, FakeGitHub, sha
+from tests.testbed.host import APP_DIR_NAME, PROJECT, Host, make_host
+from tests.testbed.podman import IDLE, PG_CLIENT_IMAGE
+from tests.testbed.postgres import SUPERUSER, PostgresServer
 from tests.testbed.secrets import leaks
 
 CLUSTER = "planted-cluster"
@@ -329,4 +334,120 @@ async def test_planted_secrets_never_leave_a_cloud_playbook(
     places = await plan_and_run(tmp_path, playbook, bed, capsys)
     if not playbook.startswith(("github", "rds")):  # these refuse the planted ref in planning
         assert "the completion message" in places
+    assert_nothing_leaked(tmp_path, places, playbook)
+
+
+# -- the host playbooks ---------------------------------------------------------------------------
+
+NGINX_TOKEN = "xoxb-1111111111-2222222222-PlantedBotTok1"  # nginx quotes an unknown directive
+MISSING_DATABASE = "sk_live_PlantedStripe13abcdefghij"  # PostgreSQL names a database it lacks
+FAILING_MANAGE_PY = f"import sys\nprint({secrets.text()!r})\nsys.exit(1)\n"
+
+
+def planted_commit(host: Host, files: dict[str, str]) -> str:
+    """A commit whose subject (no blank line: git joins the lines) carries every planted line."""
+    return host.repo.commit(secrets.text(), files)
+
+
+def planted_nginx(host: Host, broken: bool) -> None:
+    """The saved nginx configuration, with planted comments and, if `broken`, a directive
+    named by a token (nginx quotes it when it refuses the file)."""
+    comments = "".join(f"# {line}\n" for line in secrets.lines())
+    conf = host.server.config(host.app.url("backend-wsgi")[0])
+    if broken:
+        conf = conf.replace("proxy_pass", NGINX_TOKEN, 1)
+    (host.server.prefix / "nginx.conf.pre-hybrid.bak").write_text(comments + conf)
+
+
+def host_bed(playbook: str, tmp_path: Path, request: pytest.FixtureRequest) -> Bed:
+    if playbook == "host-database-rollback":
+        return migration_bed(tmp_path, request)
+    fixtures = [request.getfixturevalue(n) for n in ("git_repo", "compose_app", "nginx")]
+    database = "database" in load_playbook(playbook).spec.params
+    host = make_host(tmp_path, *fixtures, postgres=database)
+    record = tmp_path / "pre-migration-commit.txt"
+    record.write_text(planted_commit(host, {"notes.txt": "planted\n"}) + "\n")
+    planted_commit(host, {"app/version.txt": "2\n"})  # the release that went wrong
+    planted_nginx(host, broken=playbook != "host-backup")
+    params = {**host.params(), "recorded_commit_file": str(record)}
+    if playbook == "host-backup":
+        (host.server.prefix / "nginx.conf.pre-hybrid.bak").unlink()
+        host.server.write_config(host.server.conf_path.read_text() + "# " + secrets.text()[:200])
+        env = "".join(f"{k}={v!r}\n" for k, v in secrets.environment().items())
+        (host.repo.path / ".env").write_text(env)
+    if database:
+        params.update(database_params(tmp_path, host, playbook, request))
+    return Bed(_only(params, playbook))
+
+
+def database_params(
+    tmp_path: Path, host: Host, playbook: str, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    database = server.create_database()
+    server.psql(database, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('x');")
+    archive = host.repo.path.parent / "backups" / "pre-migration.dump"
+    if playbook == "host-database-backup":
+        database = MISSING_DATABASE
+    else:  # the fallback restores a real archive first
+        pg_dump = server.bin_dir / "pg_dump"
+        subprocess.run(
+            [str(pg_dump), "-Fc", "-f", str(archive), *server.connection(database)], check=True
+        )
+    return {
+        "database": database,
+        "db_user": SUPERUSER,
+        "db_host": server.host,
+        "db_port": server.port,
+        "archive": "/backups/pre-migration.dump",
+    }
+
+
+def migration_bed(tmp_path: Path, request: pytest.FixtureRequest) -> Bed:
+    """The WSGI container's manage.py prints every planted line and fails."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "python").symlink_to("/usr/bin/python3")
+    app_dir = tmp_path / APP_DIR_NAME
+    (app_dir / "app").mkdir(parents=True)
+    (app_dir / "app" / "version.txt").write_text("1\n")
+    (app_dir / "manage.py").write_text(FAILING_MANAGE_PY)
+    wsgi = {
+        "image": PG_CLIENT_IMAGE,
+        "pull_policy": "never",
+        "network_mode": "host",
+        "command": ["/bin/sh", "-c", IDLE.replace("$", "$$")],
+        "working_dir": "/app",
+        "environment": {
+            "PATH": "/opt/py:/usr/bin:/bin",
+            **dict(list(secrets.environment().items())[:5]),
+        },
+        "volumes": ["/usr:/usr:ro", f"{tools}:/opt/py:ro", f"{app_dir}:/app"],
+    }
+    request.getfixturevalue("compose_app")(
+        app_dir,
+        web={"backend-asgi": 1},
+        postgres=False,
+        project=PROJECT,
+        extra={"backend-wsgi": wsgi},
+    )
+    params = {
+        "app_dir": str(app_dir),
+        "migrations": {"ai_model": "0010"},
+        "lock_file": str(tmp_path / "deployment.lock"),
+        "health_urls": ["http://127.0.0.1:9/api/health/"],
+    }
+    return Bed(params)
+
+
+@pytest.mark.parametrize("playbook", HOST)
+async def test_planted_secrets_never_leave_a_host_playbook(
+    playbook: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bed = host_bed(playbook, tmp_path, request)
+    places = await plan_and_run(tmp_path, playbook, bed, capsys)
+    assert "the completion message" in places
     assert_nothing_leaked(tmp_path, places, playbook)
