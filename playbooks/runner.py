@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # Outputs are kept in the journal and shown in Slack: keep each one readable and bounded.
 MAX_OUTPUT_CHARS = 4000
+# A change description is one line of the approval request's first section.
+MAX_CHANGE_CHARS = 300
 
 
 @dataclass
@@ -29,6 +31,7 @@ class PlannedStep:
     mutating: bool
     calls: list[str]
     output: dict[str, Any] | None = None  # set for read-only steps that ran during planning
+    change: str | None = None  # the step's change in words, before -> after
 
 
 @dataclass
@@ -94,11 +97,24 @@ async def plan(steps: list[Step], ctx: StepContext) -> list[PlannedStep]:
         known = all(ref.split(".", 1)[0] in ctx.outputs for ref in step.use.values())
         step = resolve_uses(step, ctx.outputs, placeholder=True)
         entry = PlannedStep(i, step.id, step.title(), step.mutating, await step.plan(ctx))
+        entry.change = await describe(step, ctx)
         if step.resolves and not step.mutating and known:
             entry.output = await step.run(ctx)
             ctx.outputs[step.id] = entry.output
         planned.append(entry)
     return planned
+
+
+async def describe(step: Step, ctx: StepContext) -> str | None:
+    """A step's before -> after; a lookup that fails only costs the sentence, never the plan."""
+    if any(isinstance(v, str) and v.startswith("<") for v in step.model_dump().values()):
+        return None  # depends on a value only the run produces
+    try:
+        change = await step.describe_change(ctx)
+    except Exception as exc:  # the calls below still say exactly what will happen
+        log.info("no change description for step %s: %s", step.id, exc)
+        return None
+    return change[:MAX_CHANGE_CHARS] if change else None
 
 
 def _bounded(output: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.rollback import messaging as msg
 from bot.rollback import records
+from bot.rollback.announce import announce_state
 from bot.rollback.models import CANCELLABLE, JobKind, State
 from bot.services import Services
 from bot.slack.text import code, escape
@@ -46,4 +47,5 @@ async def cancel(services: Services, rollback_id: str, user: str) -> dict[str, A
             subject=rollback_id,
             durable=True,
         )
+    await announce_state(services, rollback_id)
     return {"response_type": "ephemeral", "text": f"Rollback {code(rollback_id)} cancelled."}

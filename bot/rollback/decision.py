@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.catalog import Target
 from bot.rollback import messaging as msg
 from bot.rollback import records
+from bot.rollback.announce import announce_state
 from bot.rollback.models import Act, JobKind, RollbackData, State, next_state, states_leading
 from bot.services import Services
 from bot.slack.notifier import SlackNotifier
@@ -62,6 +63,7 @@ async def decide(
         await _tell(respond, f"Rollback {code(rollback_id)} is already {state}; nothing to do.")
         return
     await _after(services, rollback_id, data, record.state, to, user)
+    await announce_state(services, rollback_id)
 
 
 def _act(approve: bool, data: RollbackData) -> Act:

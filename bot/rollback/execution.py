@@ -11,6 +11,7 @@ from typing import Any
 from bot import metrics
 from bot.rollback import messaging as msg
 from bot.rollback import records, report
+from bot.rollback.announce import announce_state
 from bot.rollback.models import EXECUTING, TERMINAL, State, StepRecord
 from bot.services import Services
 from bot.slack.text import escape
@@ -111,6 +112,7 @@ class Execution:
                 durable=True,
             )
             await store.update_data(self.id, {"progress_ts": data.progress_ts})
+        await announce_state(self.services, self.id)
         ctx = step_context(target, data.ref, self.services.settings)
         runner = PlaybookRunner(store, self.id, self._on_step)
         result = await runner.run(target.steps, ctx)
@@ -148,6 +150,7 @@ class Execution:
                 "Rollback progress",
                 msg.progress_blocks(self.id, self.data, self.step_ids, nxt),
             )
+        await announce_state(self.services, self.id)
 
     async def _finish(self, result: RunResult) -> None:
         data = self.data
@@ -195,6 +198,7 @@ class Execution:
             durable=True,
         )
         await records.release_target(self.services.store, data.target, self.id)
+        await announce_state(self.services, self.id)
         await self.slack.upload(
             data.channel,
             data.thread_ts,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from bot.rollback.announce import HOME_JOB
 from bot.rollback.execution import execute
+from bot.rollback.home import refresh_job
 from bot.rollback.models import JobKind
 from bot.rollback.status_jobs import preparation_watch, status_update
 from bot.scheduler import JobWorker
@@ -14,5 +16,6 @@ def register(worker: JobWorker, services: Services) -> None:
     worker.on(JobKind.EXECUTE, lambda job: execute(services, job))
     worker.on(JobKind.STATUS, lambda job: status_update(services, job))
     worker.on(JobKind.PREPARATION, lambda job: preparation_watch(services, job))
+    worker.on(HOME_JOB, lambda job: refresh_job(services, job))
     lease = services.settings.rollbot_lease_seconds
     worker.on(outbox.JOB_KIND, services.slack.outbox_drain(lease))

@@ -18,6 +18,7 @@ from bot.slack.text import code, escape, truncate
 from bot.store.base import Record, now
 
 SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section text
+SUMMARY_LIMIT = 2200  # what changes, in the approval request's first section
 
 
 @cache
@@ -68,6 +69,17 @@ def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
 
 
+def change_summary(data: RollbackData) -> list[str]:
+    """Before -> after of each changing step, in words, from the plan's real lookups."""
+    return [str(step["change"]) for step in data.plan if step.get("change")]
+
+
+def summary_text(data: RollbackData, limit: int = SUMMARY_LIMIT) -> str:
+    """The change summary as bullet lines, bounded so it fits the message's first section."""
+    lines = [f"• {escape(line).replace(' -&gt; ', ' → ')}" for line in change_summary(data)]
+    return truncate("\n".join(lines), limit)
+
+
 def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) -> list[dict]:
     lines = []
     for step in data.plan:
@@ -76,13 +88,16 @@ def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) 
         lines.append(f"{mark} *{escape(step['title'])}*\n{calls}")
     plan_text = "\n".join(lines) or "(no steps)"
     value = json.dumps({"id": rollback_id})
+    summary = summary_text(data)
+    what = f"*What changes:*\n{summary}\n" if summary else ""
     return [
         section(
-            f":raised_hand: *Approval needed* — {' '.join(mention(a) for a in approvers)}\n"
+            f"{what}:raised_hand: *Approval needed* — {' '.join(mention(a) for a in approvers)}\n"
             f"<@{data.requester}> asks to roll back *{escape(data.target)}* to "
             f"`{escape(data.ref)}`. The requester cannot approve their own rollback."
         ),
-        section(f"*Plan — every call that will be made:*\n{plan_text}"),
+        {"type": "divider"},
+        section(f"*Exact calls, in order:*\n{plan_text}"),
         {
             "type": "actions",
             "block_id": f"approval:{rollback_id}",
@@ -242,6 +257,8 @@ def completion(
         changes=changes,
         failed_step=failed_step,
         failed_output=failed_output,
+        # what the plan said would change; only a successful run made all of it
+        summary=change_summary(data) if outcome == State.SUCCEEDED else [],
     )
 
 

@@ -14,6 +14,7 @@ from bot.catalog import Target
 from bot.diagnose.capture import capture
 from bot.rollback import messaging as msg
 from bot.rollback import records
+from bot.rollback.announce import announce_state
 from bot.rollback.models import JobKind, RollbackData, State
 from bot.services import Services
 from bot.slack.respond import Reply
@@ -179,6 +180,7 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
     )
     if moved is None:
         raise RuntimeError("the rollback changed state while it was being prepared")
+    await announce_state(services, rollback_id)
 
 
 async def _capture(services: Services, tgt: Target) -> Any:
@@ -204,7 +206,13 @@ async def _capture(services: Services, tgt: Target) -> Any:
 async def _plan(tgt: Target, ref: str, services: Services) -> list[dict[str, Any]]:
     planned = await plan(tgt.steps, step_context(tgt, ref, services.settings))
     return [
-        {"step_id": p.step_id, "title": p.title, "mutating": p.mutating, "calls": p.calls}
+        {
+            "step_id": p.step_id,
+            "title": p.title,
+            "mutating": p.mutating,
+            "calls": p.calls,
+            "change": p.change,
+        }
         for p in planned
     ]
 
@@ -244,6 +252,7 @@ async def _abort_request(services: Services, rollback_id: str, target: str, exc:
         finished_at=now(),
     )
     await records.release_target(services.store, target, rollback_id)
+    await announce_state(services, rollback_id)
 
 
 def _short(exc: Exception) -> str:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from playbooks import changes
 from playbooks.base import ChangeStep, StepContext, StepFailed
 from playbooks.steps.ecs_common import _EcsStep, family_and_revision, same_revision, short_name
 
@@ -198,6 +199,19 @@ class EcsUpdateService(_EcsStep, ChangeStep):
         if not same_revision(state["taskDefinition"], self._target()):
             return None
         return self._output(ctx, state, "", resumed=True)
+
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`svc-api: api:42 (image api:v2.3) -> api:41 (image api:v2.2), 2 tasks`"""
+        state = await self.service_state(ctx)
+        now = await self.describe_revision(ctx, state["taskDefinition"])
+        target = await self.describe_revision(ctx, self._target())
+        if now is None or target is None:
+            return None
+        tasks = state.get("desiredCount", 0)
+        return (
+            f"{state['serviceName']}: {changes.revision(now)} -> {changes.revision(target)},"
+            f" {tasks} task{'s' if tasks != 1 else ''}"
+        )
 
     def _output(
         self, ctx: StepContext, state: dict[str, Any], before: str, resumed: bool

@@ -264,6 +264,27 @@ class GitHubDispatchWorkflow(_GitHubStep, ChangeStep):
             " the conclusion must be success",
         ]
 
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`workflow Emergency Rollback on 9f8e7d6 (v1.4)`: its name as GitHub shows it."""
+        repo, wf, _ = self._names(ctx)
+        name = wf
+        gh, session = self.session(ctx)
+        async with session:
+            path = f"/repos/{repo}/actions/workflows/{wf}"
+            _, found = await gh.call("GET", path, f"read {wf}")
+            name = str((found or {}).get("name") or wf)
+        to = str(self.rollback_to or ctx.ref)
+        commit = next(
+            (
+                str(o["commit"])
+                for o in ctx.outputs.values()
+                if o.get("ref") == to and "commit" in o
+            ),
+            "",
+        )
+        on = f"`{commit[:7]}` ({to})" if commit and not commit.startswith(to) else f"`{to[:12]}`"
+        return f"workflow {name} on {on}"
+
     async def run(self, ctx: StepContext) -> dict[str, Any]:
         repo, wf, ref = self._names(ctx)
         inputs = self._inputs()

@@ -32,6 +32,7 @@ REQUIRED: dict[str, list[str]] = {
     "chat.getPermalink": ["channel", "message_ts"],
     "views.open": ["trigger_id", "view"],
     "views.update": ["view"],
+    "views.publish": ["user_id", "view"],
     "files.getUploadURLExternal": ["filename", "length"],
     "files.completeUploadExternal": ["files"],
     "users.info": ["user"],
@@ -479,6 +480,12 @@ def _view(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
     with api._lock:
         api.views[view_id] = view
     return {"ok": True, "view": view}
+
+
+def _publish(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
+    """A Home tab, kept per user as views["home:USER"]."""
+    answer = _view(api, {"view": args["view"], "view_id": f"home:{args['user_id']}"})
+    return answer
 
 
 def _upload_url(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
