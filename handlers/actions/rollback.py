@@ -37,9 +37,11 @@ async def _decide(
     services: Services = context["services"]
     value = action_value(body)
     rollback_id = str(value.get("id", ""))
-    await decide(
-        services, rollback_id, _user(body), approve, respond, message_ts=_bound_ts(body, value)
-    )
+    ts = _bound_ts(body, value)
+    if (body.get("container") or {}).get("type") == "view":
+        # a Home click has no response_url: answers go to the person directly
+        respond = services.slack.replier("", _user(body))  # type: ignore[assignment]
+    await decide(services, rollback_id, _user(body), approve, respond, message_ts=ts)
 
 
 def _bound_ts(body: dict[str, Any], value: dict[str, Any]) -> str:

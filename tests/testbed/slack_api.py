@@ -581,6 +581,7 @@ _ANSWERS: dict[str, Callable[[FakeSlackApi, dict[str, Any]], dict[str, Any]]] = 
     "chat.postEphemeral": _ephemeral,
     "views.open": _view,
     "views.update": _view,
+    "views.publish": _publish,
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "users.info": _user_info,

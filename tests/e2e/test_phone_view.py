@@ -1,0 +1,137 @@
+"""Read on a phone: the approval request opens with the change in words, the root announcement
+follows the state, and the Home tab shows an approver what waits for them."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.e2e.helpers import (
+    LEAD,
+    MESSAGE_OF,
+    REQUESTER,
+    ApiTestBed,
+    click,
+    is_completion,
+    request_rollback,
+)
+from tests.testbed.slack_api import FakeSlackApi
+from tests.testbed.slack_requests import block_action, sign
+
+
+def _root(fake: FakeSlackApi) -> tuple[str, str]:
+    first = fake.calls_to("chat.postMessage")[0]
+    return (str(first.args["channel"]), str(first.response["ts"]))
+
+
+def _root_text(fake: FakeSlackApi, wanted: str, timeout: float = 20) -> str:
+    key = _root(fake)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = str(fake.messages[key].get("text", ""))
+        if wanted in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"root never said {wanted!r}: {fake.messages[key].get('text')!r}")
+
+
+def _open_home(bot: object, user: str) -> None:
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0TEAM",
+            "api_app_id": "A0ROLLBOT",
+            "event_id": f"Ev{time.time_ns()}",
+            "event_time": int(time.time()),
+            "event": {"type": "app_home_opened", "user": user, "tab": "home", "channel": "D0"},
+        }
+    ).encode()
+    status, _ = bot.sender.post(body, sign(body, content_type="application/json"))  # type: ignore[attr-defined]
+    assert status == 200
+
+
+def _home(fake: FakeSlackApi, user: str, wanted: str, timeout: float = 15) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = fake.views.get(f"home:{user}")
+        if view and wanted in json.dumps(view):
+            return view
+        time.sleep(0.1)
+    raise AssertionError(
+        f"{user}'s Home tab never showed {wanted!r}: {fake.views.get(f'home:{user}')}"
+    )
+
+
+def test_ecs_approval_opens_with_before_and_after_and_root_says_completed(
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
+) -> None:
+    bot = api_bed.start_bot()
+    value = request_rollback(bot, fake_slack, "api to 2 because 5xx")
+    approval = fake_slack.wait_for(
+        "chat.postMessage", lambda c: "Approval needed" in c.args["text"]
+    )
+    first = approval[0].args["blocks"][0]["text"]["text"]
+    assert first.startswith(
+        "*What changes:*\n• sandbox-broker: `sandbox-broker:3` (image `sandbox-broker:v3`)"
+    )
+    assert "→ `sandbox-broker:2` (image `sandbox-broker:v2`)" in first and " task" in first
+    assert len(first) <= 3000
+    assert "WAITING FOR APPROVAL" in _root_text(fake_slack, "WAITING FOR APPROVAL")
+
+    assert click(bot, "rollback_approve", value, LEAD)[0] == 200
+    done = fake_slack.wait_for("chat.postMessage", is_completion, timeout=30)[0]
+    assert "*Changes made:*\n• sandbox-broker: `sandbox-broker:3`" in done.args["text"]
+    root = _root_text(fake_slack, "COMPLETED IN")
+    assert root.startswith(":white_check_mark: *COMPLETED IN") and "<@U0LEAD>" in root
+    assert fake_slack.errors == []
+
+
+def test_rejected_rollback_root_says_rejected(
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
+) -> None:
+    bot = api_bed.start_bot()
+    value = request_rollback(bot, fake_slack, "api")
+    assert click(bot, "rollback_reject", value, LEAD)[0] == 200
+    assert _root_text(fake_slack, "REJECTED").startswith(":no_entry: *REJECTED")
+
+
+def test_home_tab_shows_the_approver_the_request_and_decides_from_there(
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
+) -> None:
+    fake_slack.set_usergroup("S0SRE", [REQUESTER])  # an approver, but not of their own request
+    bot = api_bed.start_bot()
+    value = request_rollback(bot, fake_slack, "api to 2")
+    rollback_id = json.loads(value)["id"]
+
+    _open_home(bot, REQUESTER)
+    mine = _home(fake_slack, REQUESTER, "Waiting for your decision")
+    assert rollback_id not in json.dumps(mine)  # no Approve button for their own request
+
+    _open_home(bot, LEAD)
+    view = _home(fake_slack, LEAD, rollback_id)
+    actions = next(b for b in view["blocks"] if b.get("block_id") == f"home:{rollback_id}")
+    approve = next(e for e in actions["elements"] if e["action_id"] == "rollback_approve")
+    home_value = approve["value"]
+    assert json.loads(home_value)["ts"] == MESSAGE_OF[value]
+
+    def from_home(user: str, carried: str) -> int:
+        container = {"type": "view", "view_id": f"home:{user}"}
+        signed = block_action(
+            "rollback_approve",
+            carried,
+            user_id=user,
+            container=container,
+            view={"type": "home", "id": f"home:{user}"},
+        )
+        return bot.sender.post(*signed)[0]
+
+    # a Home button whose message binding is wrong is refused like a forged one in the thread
+    assert from_home(LEAD, json.dumps({"id": rollback_id, "ts": "9.999"})) == 200
+    fake_slack.wait_for("chat.postMessage", lambda c: "does not belong" in c.args["text"])
+    # the requester clicking through Home is refused under the same rules
+    assert from_home(REQUESTER, home_value) == 200
+    fake_slack.wait_for("chat.postMessage", lambda c: "someone else" in c.args["text"])
+
+    assert from_home(LEAD, home_value) == 200
+    fake_slack.wait_for("chat.postMessage", is_completion, timeout=30)
+    assert "COMPLETED IN" in _root_text(fake_slack, "COMPLETED IN")
