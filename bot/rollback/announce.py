@@ -50,6 +50,11 @@ async def announce_state(services: Services, rollback_id: str) -> None:
         log.exception("could not schedule the Home tab refresh for %s", rollback_id)
 
 
+async def announce_job(services: Services, job: Job) -> None:
+    """The due-job scheduled with a rollback's last move (see records.ANNOUNCE_JOB)."""
+    await announce_state(services, job.payload["id"])
+
+
 async def _announce(services: Services, rollback_id: str) -> None:
     shown = None
     for _ in range(MAX_ROUNDS):

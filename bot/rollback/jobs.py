@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.rollback.announce import HOME_JOB
+from bot.rollback import records
+from bot.rollback.announce import HOME_JOB, announce_job
 from bot.rollback.execution import execute
 from bot.rollback.home import refresh_job
 from bot.rollback.models import JobKind
@@ -17,5 +18,6 @@ def register(worker: JobWorker, services: Services) -> None:
     worker.on(JobKind.STATUS, lambda job: status_update(services, job))
     worker.on(JobKind.PREPARATION, lambda job: preparation_watch(services, job))
     worker.on(HOME_JOB, lambda job: refresh_job(services, job))
+    worker.on(records.ANNOUNCE_JOB, lambda job: announce_job(services, job))
     lease = services.settings.rollbot_lease_seconds
     worker.on(outbox.JOB_KIND, services.slack.outbox_drain(lease))

@@ -8,11 +8,17 @@ from typing import Any
 
 from bot.rollback.models import KIND, TERMINAL, RollbackData, State
 from bot.store.audit import audit_entry
-from bot.store.base import Record, Store, now
+from bot.store.base import Job, Record, Store, now
 
 # A target lock outlives any single replica only this long without being renewed.
 TARGET_LOCK_TTL = 4 * 3600.0
 
+
+# When a rollback ends, a due-job edits its root announcement once more a little later, on
+# whichever replica is alive: a replica killed between the move and its own edit cannot leave
+# the channel showing an older state (bot.rollback.announce runs it).
+ANNOUNCE_JOB = "rollback.announce"
+ANNOUNCE_GRACE = 5.0
 
 # What a rollback id looks like (see new_id); anything else in a button is forged.
 ID = re.compile(r"^rb-[a-z0-9]{4,32}$")
@@ -70,6 +76,15 @@ async def move(
     **patch: Any,
 ) -> Record | None:
     """Compare-and-set the state; only the transition that won is audited, in the same write."""
+    if to in TERMINAL:  # before the move: no crash can fall between the two
+        await store.schedule(
+            Job(
+                id=f"{ANNOUNCE_JOB}:{rollback_id}",
+                kind=ANNOUNCE_JOB,
+                due_at=now() + ANNOUNCE_GRACE,
+                payload={"id": rollback_id},
+            )
+        )
     detail = {k: v for k, v in patch.items() if k in ("approver", "error", "reason")}
     entry = audit_entry(actor, f"rollback.{to.value}", rollback_id, **detail)
     states = {s.value for s in from_states}

@@ -266,14 +266,8 @@ class GitHubDispatchWorkflow(_GitHubStep, ChangeStep):
 
     async def describe_change(self, ctx: StepContext) -> str | None:
         """`workflow Emergency Rollback on 9f8e7d6 (v1.4)`: its name as GitHub shows it."""
-        repo, wf, _ = self._names(ctx)
-        name = wf
-        gh, session = self.session(ctx)
-        async with session:
-            path = f"/repos/{repo}/actions/workflows/{wf}"
-            _, found = await gh.call("GET", path, f"read {wf}")
-            name = str((found or {}).get("name") or wf)
         to = str(self.rollback_to or ctx.ref)
+        name = await self._workflow_name(ctx)
         commit = next(
             (
                 str(o["commit"])
@@ -284,6 +278,18 @@ class GitHubDispatchWorkflow(_GitHubStep, ChangeStep):
         )
         on = f"`{commit[:7]}` ({to})" if commit and not commit.startswith(to) else f"`{to[:12]}`"
         return f"workflow {name} on {on}"
+
+    async def _workflow_name(self, ctx: StepContext) -> str:
+        """The workflow's `name:`, else its file; a failed look-up only costs the nicer name."""
+        repo, wf, _ = self._names(ctx)
+        gh, session = self.session(ctx)
+        try:
+            async with session:
+                _, found = await gh.call("GET", f"/repos/{repo}/actions/workflows/{wf}", "read")
+        except StepFailed:
+            return wf
+        name = str((found or {}).get("name") or wf)
+        return wf if name.startswith(".github/") else name
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
         repo, wf, ref = self._names(ctx)
