@@ -130,14 +130,16 @@ class SlackNotifier:
         """Refresh a message (buttons, progress); a failure must never stop the work itself.
 
         A durable edit goes the way of durable posts: refused by Slack after retries, it waits
-        in the channel's outbox behind earlier calls, so a later edit always lands last."""
+        in the outbox behind earlier edits of the same message, so a later edit always lands
+        last (and edits never wait behind the channel's posts)."""
         kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": self._outgoing(text)}
         if blocks is not None:
             kwargs["blocks"] = self._outgoing_blocks(blocks)
         try:
             if durable:
                 detail = {"channel": channel, "ts": ts, "text": kwargs["text"][:500]}
-                await self._call("chat_update", kwargs, subject, True, detail)
+                queue = f"{channel}/{ts}"
+                await self._call("chat_update", kwargs, subject, True, detail, queue=queue)
             else:
                 await self._client.chat_update(**kwargs)
         except Exception as exc:
@@ -185,9 +187,10 @@ class SlackNotifier:
         subject: str,
         durable: bool,
         detail: dict[str, Any],
+        queue: str = "",
     ) -> dict[str, Any] | None:
         if durable:
-            queue = kwargs["channel"]
+            queue = queue or kwargs["channel"]
             return await outbox.call_in_order(
                 self.store, self._client, queue, method, kwargs, subject, detail
             )

@@ -4,7 +4,10 @@ follows the state, and the Home tab shows an approver what waits for them."""
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
 import time
+from pathlib import Path
 
 from tests.e2e.helpers import (
     LEAD,
@@ -15,8 +18,10 @@ from tests.e2e.helpers import (
     is_completion,
     request_rollback,
 )
+from tests.testbed.aws_gate import AwsGate
+from tests.testbed.ports import wait_until
 from tests.testbed.slack_api import FakeSlackApi
-from tests.testbed.slack_requests import block_action, sign
+from tests.testbed.slack_requests import block_action, sign, slash_command
 
 
 def _root(fake: FakeSlackApi) -> tuple[str, str]:
@@ -135,3 +140,48 @@ def test_home_tab_shows_the_approver_the_request_and_decides_from_there(
     assert from_home(LEAD, home_value) == 200
     fake_slack.wait_for("chat.postMessage", is_completion, timeout=30)
     assert "COMPLETED IN" in _root_text(fake_slack, "COMPLETED IN")
+
+
+def test_failed_rollback_root_says_at_which_step(
+    api_bed: ApiTestBed, aws_gate: AwsGate, fake_slack: FakeSlackApi
+) -> None:
+    bot = api_bed.start_bot(env={"AWS_ENDPOINT_URL": aws_gate.url})
+    value = request_rollback(bot, fake_slack, "api to 2")
+    aws_gate.fail("UpdateService", 10, "AccessDeniedException")
+    assert click(bot, "rollback_approve", value, LEAD)[0] == 200
+    root = _root_text(fake_slack, "FAILED AT STEP", timeout=30)
+    assert root.startswith(":x: *FAILED AT STEP 2 OF 4 — api*")
+
+
+def test_cancelled_rollback_root_says_cancelled(
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
+) -> None:
+    bot = api_bed.start_bot()
+    value = request_rollback(bot, fake_slack, "api")
+    rollback_id = json.loads(value)["id"]
+    bot.sender.post(*slash_command("/rollback", f"cancel {rollback_id}", user_id=REQUESTER))
+    assert _root_text(fake_slack, "CANCELLED").startswith(":heavy_minus_sign: *CANCELLED")
+
+
+def test_the_final_state_reaches_the_root_through_the_outbox_after_a_kill(
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
+) -> None:
+    bot = api_bed.start_bot()
+    value = request_rollback(bot, fake_slack, "api")
+    _root_text(fake_slack, "WAITING FOR APPROVAL")
+    fake_slack.fail_next("chat.update", 1000, status=503)  # Slack refuses every edit
+    assert click(bot, "rollback_reject", value, LEAD)[0] == 200
+    db = api_bed.db
+    wait_until(lambda: "chat_update" in _queued(db), 60, "the root edit in the outbox")
+
+    bot.kill(signal.SIGKILL)  # dies with the edit still queued
+    fake_slack.heal()
+    bot.start()
+    assert _root_text(fake_slack, "REJECTED", timeout=30).startswith(":no_entry: *REJECTED")
+    wait_until(lambda: _queued(db) == [], 15, "an empty outbox")
+    assert fake_slack.errors == []
+
+
+def _queued(db: Path) -> list[str]:
+    rows = sqlite3.connect(db).execute("SELECT entry FROM outbox ORDER BY seq")
+    return [json.loads(entry)["method"] for (entry,) in rows]
