@@ -143,8 +143,10 @@ async def _busy_text(services: Services, target: str) -> str:
 async def _prepare(services: Services, tgt: Target, rollback_id: str, data: RollbackData) -> None:
     """Diagnostics first, then the plan, the announcement and the approval request."""
     slack = services.slack
-    diagnostics = await _capture(services, tgt)
-    data.plan = await _plan(tgt, data.ref, services)
+    # both only read: planning's look-ups need not wait for the evidence
+    diagnostics, data.plan = await asyncio.gather(
+        _capture(services, tgt), _plan(tgt, data.ref, services)
+    )
     data.thread_ts = await slack.post(
         data.channel, _announcement(services, tgt, rollback_id, data), subject=rollback_id
     )

@@ -213,3 +213,13 @@ def _target(tmp_path: Path, name: str, entry: dict[str, Any]) -> Any:
 def test_a_fingerprint_compares_values_without_showing_them() -> None:
     assert re.fullmatch(r"sha256:[0-9a-f]{8}", fingerprint("hunter2"))
     assert fingerprint("hunter2") == fingerprint("hunter2") != fingerprint("hunter3")
+
+
+async def test_ecs_deployment_without_a_resolve_step_describes_both_revisions_itself(
+    aws: Aws,
+) -> None:
+    arns = make_ecs_service(aws, CLUSTER, "svc-api", "api", revisions=3, desired=1)
+    step = EcsUpdateService(task_definition=arns[0])
+    assert await step.describe_change(ecs_context(aws)) == (
+        "svc-api: `api:3` (image `api:v3`) -> `api:1` (image `api:v1`), 1 task"
+    )
