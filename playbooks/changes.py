@@ -26,13 +26,18 @@ def shown_value(name: str, value: str | None) -> str:
 def env_changes(before: dict[str, str], after: dict[str, str]) -> str:
     """`NAME: old -> new` for each variable that differs, secrets as fingerprints."""
     names = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
-    parts = [
-        f"{n}: {shown_value(n, before.get(n))} -> {shown_value(n, after.get(n))}"
-        for n in names[:SHOWN_VARIABLES]
-    ]
+    parts = [_change(n, before.get(n), after.get(n)) for n in names[:SHOWN_VARIABLES]]
     if len(names) > SHOWN_VARIABLES:
         parts.append(f"and {len(names) - SHOWN_VARIABLES} more")
     return "; ".join(parts) or "environment unchanged"
+
+
+def _change(name: str, before: str | None, after: str | None) -> str:
+    was, now = shown_value(name, before), shown_value(name, after)
+    if SECRET_NAME.search(name):
+        # no "NAME: value" shape here: the redactor rightly hides whatever follows that
+        return f"{name} changed ({was} -> {now})"
+    return f"{name}: {was} -> {now}"
 
 
 def image_tag(image: str) -> str:

@@ -4,6 +4,7 @@ follows the state, and the Home tab shows an approver what waits for them."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import time
@@ -114,6 +115,8 @@ def test_home_tab_shows_the_approver_the_request_and_decides_from_there(
 
     _open_home(bot, LEAD)
     view = _home(fake_slack, LEAD, rollback_id)
+    shown = json.dumps(view, ensure_ascii=False)
+    assert "`api`: ecs-revision — runs `sandbox-broker:3`" in shown  # the target, its revision
     actions = next(b for b in view["blocks"] if b.get("block_id") == f"home:{rollback_id}")
     approve = next(e for e in actions["elements"] if e["action_id"] == "rollback_approve")
     home_value = approve["value"]
@@ -185,3 +188,59 @@ def test_the_final_state_reaches_the_root_through_the_outbox_after_a_kill(
 def _queued(db: Path) -> list[str]:
     rows = sqlite3.connect(db).execute("SELECT entry FROM outbox ORDER BY seq")
     return [json.loads(entry)["method"] for (entry,) in rows]
+
+
+ENV_AND_SCALE_TARGETS = """\
+  api-env:
+    playbook: ecs-env-rollback
+    cluster: sandbox-broker-cluster
+    service: sandbox-broker
+    region: eu-central-1
+  api-stop:
+    playbook: ecs-scale
+    cluster: sandbox-broker-cluster
+    service: sandbox-broker
+    region: eu-central-1
+    desired_count: 0
+"""
+
+
+def _first_section(fake: FakeSlackApi, nth: int) -> str:
+    calls = fake.wait_for(
+        "chat.postMessage", lambda c: "Approval needed" in c.args["text"], count=nth + 1
+    )
+    return str(calls[nth].args["blocks"][0]["text"]["text"])
+
+
+def test_env_and_scale_approvals_open_with_their_real_values(
+    api_bed: ApiTestBed, fake_slack: FakeSlackApi
+) -> None:
+    ecs = api_bed.aws.client("ecs")
+    base = ecs.describe_task_definition(taskDefinition=api_bed.arns[2])["taskDefinition"]
+
+    def register(env: dict[str, str]) -> str:
+        container = {**base["containerDefinitions"][0]}
+        container["environment"] = [{"name": k, "value": v} for k, v in env.items()]
+        made = ecs.register_task_definition(family=base["family"], containerDefinitions=[container])
+        return str(made["taskDefinition"]["taskDefinitionArn"])
+
+    register({"TORNADO_PROCESSES": "1", "API_TOKEN": "before-token"})
+    bad = register({"TORNADO_PROCESSES": "4", "API_TOKEN": "after-token"})
+    ecs.update_service(
+        cluster="sandbox-broker-cluster", service="sandbox-broker", taskDefinition=bad
+    )
+    bot = api_bed.start_bot(extra=ENV_AND_SCALE_TARGETS)
+
+    value = request_rollback(bot, fake_slack, "api-env")
+    env = _first_section(fake_slack, 0)
+    assert env.startswith("*What changes:*\n• sandbox-broker (new revision of `sandbox-broker:5`):")
+    assert "TORNADO_PROCESSES: 4 → 1" in env
+    assert re.search(r"API_TOKEN changed \(sha256:[0-9a-f]{8} → sha256:[0-9a-f]{8}\)", env)
+    assert "before-token" not in env and "after-token" not in env
+    assert click(bot, "rollback_reject", value, LEAD)[0] == 200
+    _root_text(fake_slack, "REJECTED")
+
+    request_rollback(bot, fake_slack, "api-stop", nth=1)
+    scale = _first_section(fake_slack, 1)
+    assert scale.startswith("*What changes:*\n• sandbox-broker: 2 → 0\n")
+    assert fake_slack.errors == []
