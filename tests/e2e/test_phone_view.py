@@ -143,6 +143,10 @@ def test_home_tab_shows_the_approver_the_request_and_decides_from_there(
     assert from_home(LEAD, home_value) == 200
     fake_slack.wait_for("chat.postMessage", is_completion, timeout=30)
     assert "COMPLETED IN" in _root_text(fake_slack, "COMPLETED IN")
+    # nobody opened the tab again: the state change refreshed it for the people concerned
+    for user in (LEAD, REQUESTER):
+        refreshed = _home(fake_slack, user, "*succeeded* in")
+        assert f"home:{rollback_id}" not in json.dumps(refreshed)  # nothing waits any more
 
 
 def test_failed_rollback_root_says_at_which_step(
