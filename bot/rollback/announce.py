@@ -94,7 +94,7 @@ def root_text(services: Services, record: Record, data: RollbackData) -> str:
         emoji=head.emoji,
         headline=head.text,
         people_label=head.people_label,
-        people=head.people,
+        people=[p for p in head.people if p],
         detail=head.detail,
     )
 

@@ -53,10 +53,13 @@ async def concerned(services: Services, data: RollbackData) -> list[str]:
     users = {data.requester, data.approver, data.confirmed_by}
     tgt = services.catalog.targets.get(data.target)
     for a in tgt.approvers if tgt else []:
-        if a.startswith("S"):
-            users |= await services.slack.group_members(a)
-        else:
+        if not a.startswith("S"):
             users.add(a)
+            continue
+        try:
+            users |= await services.slack.group_members(a)
+        except Exception as exc:  # the named people still get their refresh
+            log.warning("could not list user group %s for the Home tabs: %s", a, exc)
     return sorted(u for u in users if u)[:MAX_CONCERNED]
 
 
@@ -117,7 +120,19 @@ def waiting_blocks(record: Record, data: RollbackData) -> list[dict[str, Any]]:
             "type": "actions",
             "block_id": f"home:{record.id}",
             "elements": [
-                _button(go, "Confirm" if confirming else "Approve", value, "primary"),
+                {
+                    **_button(go, "Confirm" if confirming else "Approve", value, "primary"),
+                    # the thread's question, so a tap on a phone is never a decision by itself
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Run this rollback?"},
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": f"Roll back *{escape(data.target)}* now.",
+                        },
+                        "confirm": {"type": "plain_text", "text": "Run it"},
+                        "deny": {"type": "plain_text", "text": "Not yet"},
+                    },
+                },
                 _button(ActionId.REJECT, "Reject", value, "danger"),
             ],
         },

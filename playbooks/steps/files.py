@@ -148,6 +148,8 @@ class _Restore(_FileStep, ChangeStep):
         diff = await self.exec(ctx, ["diff", "--", path, backup])
         if diff.exit_code == 0:
             return f"{what} already equals its backup of {when}: nothing to restore"
+        if diff.exit_code != 1:  # the live file is missing or unreadable: no count to give
+            return f"{what} restored from backup of {when}"
         lines = sum(1 for line in diff.stdout.splitlines() if line[:2] in ("< ", "> "))
         return f"{what} restored from backup of {when} ({lines} lines differ)"
 
