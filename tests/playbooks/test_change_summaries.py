@@ -18,6 +18,7 @@ from playbooks.base import StepContext
 from playbooks.changes import env_changes, fingerprint
 from playbooks.redact import redact_text
 from playbooks.runner import describe, plan, step_context
+from playbooks.steps.compose import ComposeScale, ComposeStop
 from playbooks.steps.ecs import EcsResolveRevision, EcsUpdateService
 from playbooks.steps.ecs_taskdef import EcsRegisterRevision, EcsScaleService
 from playbooks.steps.git import GitCheckout, GitResolveRef
@@ -28,6 +29,7 @@ from tests.testbed.aws import REGION, Aws, make_ecs_service
 from tests.testbed.git import STABLE_TAG, GitRepo
 from tests.testbed.github_api import FakeGitHub, sha
 from tests.testbed.nginx import AppBackend, Nginx
+from tests.testbed.podman import ComposeApp
 
 CLUSTER = "sandbox-broker-cluster"
 
@@ -223,3 +225,24 @@ async def test_ecs_deployment_without_a_resolve_step_describes_both_revisions_it
     assert await step.describe_change(ecs_context(aws)) == (
         "svc-api: `api:3` (image `api:v3`) -> `api:1` (image `api:v1`), 1 task"
     )
+
+
+async def test_compose_steps_count_the_running_containers_before_and_after(
+    compose_app: Callable[..., ComposeApp],
+) -> None:
+    app = compose_app(postgres=False)
+    ctx = StepContext(
+        target="web",
+        params={
+            "app_dir": str(app.app_dir),
+            "compose_project": app.project,
+            "compose_file": "docker-compose.yml",
+        },
+        outputs={"request": {}},
+    )
+    scale = ComposeScale(service="backend-wsgi", replicas=4)
+    assert await scale.describe_change(ctx) == "backend-wsgi: 2 -> 4 containers"
+    stop = ComposeStop(services=["backend-asgi"], stop_timeout=5)
+    assert await stop.describe_change(ctx) == "backend-asgi: 2 running -> stopped"
+    await stop.run(ctx)
+    assert await stop.describe_change(ctx) == "backend-asgi: 0 running -> stopped"
