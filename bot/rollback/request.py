@@ -141,9 +141,9 @@ async def _busy_text(services: Services, target: str) -> str:
 
 
 async def _prepare(services: Services, tgt: Target, rollback_id: str, data: RollbackData) -> None:
-    """Diagnostics first, then the plan, the announcement and the approval request."""
+    """Diagnostics and the plan side by side (both only read), then the announcement and the
+    approval request."""
     slack = services.slack
-    # both only read: planning's look-ups need not wait for the evidence
     diagnostics, data.plan = await asyncio.gather(
         _capture(services, tgt), _plan(tgt, data.ref, services)
     )
