@@ -32,8 +32,10 @@ WAITING = (State.AWAITING_APPROVAL, State.AWAITING_CONFIRMATION)
 _revisions: dict[tuple[str, str, str], tuple[float, str]] = {}
 
 
-async def publish_home(services: Services, user: str) -> None:
-    await services.slack.publish_home(user, await home_view(services, user))
+async def publish_home(services: Services, user: str, look_up: bool = True) -> None:
+    """`look_up`: ask ECS for revisions not cached (the person opened the tab); a refresh
+    after a state change shows only what is cached and never calls AWS in the background."""
+    await services.slack.publish_home(user, await home_view(services, user, look_up))
 
 
 async def refresh_job(services: Services, job: Job) -> None:
@@ -41,9 +43,13 @@ async def refresh_job(services: Services, job: Job) -> None:
     record = await services.store.get(job.payload["id"])
     if record is None:
         return
-    for user in await concerned(services, records.data_of(record)):
+    data = records.data_of(record)
+    tgt = services.catalog.targets.get(data.target)
+    if tgt is not None and record.state in TERMINAL:
+        forget_revision(tgt.params)  # what the target runs may have just changed
+    for user in await concerned(services, data):
         try:
-            await publish_home(services, user)
+            await publish_home(services, user, look_up=False)
         except Exception as exc:  # one person's tab must not keep the others stale
             log.warning("could not refresh the Home tab of %s: %s", user, exc)
 
@@ -63,7 +69,7 @@ async def concerned(services: Services, data: RollbackData) -> list[str]:
     return sorted(u for u in users if u)[:MAX_CONCERNED]
 
 
-async def home_view(services: Services, user: str) -> dict[str, Any]:
+async def home_view(services: Services, user: str, look_up: bool = True) -> dict[str, Any]:
     rollbacks = await records.list_rollbacks(services.store, limit=200)
     pairs = [(r, records.data_of(r)) for r in rollbacks]
     blocks: list[dict[str, Any]] = [
@@ -78,7 +84,7 @@ async def home_view(services: Services, user: str) -> dict[str, Any]:
     blocks.append(
         msg.section("*Last finished*\n" + ("\n".join(finished[:SHOWN_FINISHED]) or "None yet."))
     )
-    blocks.append(msg.section("*Targets*\n" + await _targets(services)))
+    blocks.append(msg.section("*Targets*\n" + await _targets(services, look_up)))
     return {"type": "home", "blocks": blocks}
 
 
@@ -174,22 +180,32 @@ def _finished_line(record: Record, data: RollbackData) -> str:
     )
 
 
-async def _targets(services: Services) -> str:
+async def _targets(services: Services, look_up: bool) -> str:
     lines = []
     for name, tgt in sorted(services.catalog.targets.items()):
         running = ""
         if tgt.params.get("cluster") and tgt.params.get("service"):
-            running = f" — runs `{escape(await ecs_revision(tgt.params))}`"
+            revision = await ecs_revision(tgt.params, look_up)
+            running = f" — runs `{escape(revision)}`" if revision else ""
         lines.append(f"• {code(name)}: {escape(tgt.playbook.name)}{running}")
     return truncate("\n".join(lines) or "No targets in the catalog.", msg.SECTION_LIMIT - 20)
 
 
-async def ecs_revision(params: dict[str, Any]) -> str:
-    """The task definition an ECS service runs, best effort: cached, bounded in time."""
+def forget_revision(params: dict[str, Any]) -> None:
+    if params.get("cluster") and params.get("service"):
+        key = (str(params.get("region")), str(params["cluster"]), str(params["service"]))
+        _revisions.pop(key, None)
+
+
+async def ecs_revision(params: dict[str, Any], look_up: bool = True) -> str:
+    """The task definition an ECS service runs, best effort: cached, bounded in time; "" when
+    not cached and not to be looked up."""
     key = (str(params.get("region")), str(params["cluster"]), str(params["service"]))
     hit = _revisions.get(key)
     if hit and time.monotonic() - hit[0] < REVISION_TTL:
         return hit[1]
+    if not look_up:
+        return hit[1] if hit else ""
     try:
         client = AwsClients(region=params.get("region")).client("ecs")
         found = await asyncio.wait_for(

@@ -10,9 +10,10 @@ from bot.rollback.home import publish_home
 from bot.services import Services
 
 
-async def home_opened(event: dict[str, Any], context: AsyncBoltContext) -> None:
+async def home_opened(body: dict[str, Any], context: AsyncBoltContext) -> None:
     # Events are acknowledged by Bolt before the listener runs; only the Home tab is ours.
-    if event.get("tab", "home") != "home":
+    event = body.get("event") or {}
+    if event.get("tab", "home") != "home" or not event.get("user"):
         return
     services: Services = context["services"]
-    await publish_home(services, str(event.get("user", "")))
+    await publish_home(services, str(event["user"]))

@@ -110,11 +110,12 @@ def test_home_tab_shows_the_approver_the_request_and_decides_from_there(
     rollback_id = json.loads(value)["id"]
 
     _open_home(bot, REQUESTER)
-    mine = _home(fake_slack, REQUESTER, "Waiting for your decision")
+    mine = _home(fake_slack, REQUESTER, "runs `sandbox-broker:3`")  # the tab as opened
     assert rollback_id not in json.dumps(mine)  # no Approve button for their own request
 
     _open_home(bot, LEAD)
-    view = _home(fake_slack, LEAD, rollback_id)
+    view = _home(fake_slack, LEAD, "runs `sandbox-broker:3`")  # the tab as opened, not a refresh
+    assert rollback_id in json.dumps(view)
     shown = json.dumps(view, ensure_ascii=False)
     assert "`api`: ecs-revision — runs `sandbox-broker:3`" in shown  # the target, its revision
     actions = next(b for b in view["blocks"] if b.get("block_id") == f"home:{rollback_id}")
@@ -147,6 +148,7 @@ def test_home_tab_shows_the_approver_the_request_and_decides_from_there(
     for user in (LEAD, REQUESTER):
         refreshed = _home(fake_slack, user, "*succeeded* in")
         assert f"home:{rollback_id}" not in json.dumps(refreshed)  # nothing waits any more
+    assert fake_slack.errors == []
 
 
 def test_failed_rollback_root_says_at_which_step(
