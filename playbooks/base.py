@@ -123,6 +123,13 @@ class Step(BaseModel):
         """For resuming after a crash: the output if real state shows this step took effect."""
         return None
 
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """The change in words, before -> after, from real state read now (e.g. "worker: 3 -> 0").
+
+        Called while planning, after earlier lookups resolved; read-only. None: nothing to say
+        (a step that only looks, or one whose inputs are not known before the run)."""
+        return None
+
 
 class ChangeStep(Step):
     """A step that changes the world: journaled, may be `dangerous`, and says how to resume.

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Outputs are kept in the journal and the failure output file is made from them: bounded, but
 # above what a host command keeps of one stream (16 kB and a note), so that arrives whole.
 MAX_OUTPUT_CHARS = 20_000
+# A change description is one line of the approval request's first section.
+MAX_CHANGE_CHARS = 300
 
 
 @dataclass
@@ -33,6 +35,7 @@ class PlannedStep:
     mutating: bool
     calls: list[str]
     output: dict[str, Any] | None = None  # set for read-only steps that ran during planning
+    change: str | None = None  # the step's change in words, before -> after
 
     def to_dict(self) -> dict[str, Any]:
         """As kept with a rollback: JSON only (outputs may carry dates)."""
@@ -40,6 +43,8 @@ class PlannedStep:
         kept["calls"] = list(self.calls)
         if self.output is not None:
             kept["output"] = json.loads(json.dumps(self.output, default=str))
+        if self.change:
+            kept["change"] = self.change
         return kept
 
     @classmethod
@@ -51,6 +56,7 @@ class PlannedStep:
             bool(kept.get("mutating")),
             list(kept.get("calls", [])),
             kept.get("output"),
+            kept.get("change"),
         )
 
 
@@ -144,11 +150,24 @@ async def plan(steps: list[Step], ctx: StepContext) -> list[PlannedStep]:
         known = all(ref.split(".", 1)[0] in ctx.outputs for ref in step.use.values())
         step = resolve_uses(step, ctx.outputs, placeholder=True)
         entry = PlannedStep(i, step.id, step.title(), step.mutating, await step.plan(ctx))
+        entry.change = await describe(step, ctx)
         if step.resolves and not step.mutating and known:
             entry.output = await step.run(ctx)
             ctx.outputs[step.id] = entry.output
         planned.append(entry)
     return planned
+
+
+async def describe(step: Step, ctx: StepContext) -> str | None:
+    """A step's before -> after; a lookup that fails only costs the sentence, never the plan."""
+    if any(isinstance(v, str) and v.startswith("<") for v in step.model_dump().values()):
+        return None  # depends on a value only the run produces
+    try:
+        change = await step.describe_change(ctx)
+    except Exception as exc:  # the calls below still say exactly what will happen
+        log.info("no change description for step %s: %s", step.id, exc)
+        return None
+    return change[:MAX_CHANGE_CHARS] if change else None
 
 
 def _bounded(output: dict[str, Any]) -> dict[str, Any]:

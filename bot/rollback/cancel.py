@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.rollback import messaging as msg
 from bot.rollback import records
+from bot.rollback.announce import announce_state
 from bot.rollback.decision import is_approver
 from bot.rollback.models import Act, JobKind, RollbackData, State
 from bot.services import Services
@@ -57,6 +58,7 @@ async def cancel(services: Services, rollback_id: str, user: str) -> dict[str, A
             subject=rollback_id,
             durable=True,
         )
+    await announce_state(services, rollback_id)
     return {"response_type": "ephemeral", "text": f"Rollback {code(rollback_id)} cancelled."}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.catalog import Target
 from bot.rollback import messaging as msg
 from bot.rollback import records
+from bot.rollback.announce import announce_state
 from bot.rollback.models import (
     APPROVAL_KEY,
     Act,
@@ -153,6 +154,7 @@ async def _after_move(
         await _tell(respond, f"Rollback {code(rollback_id)} is already {state}; nothing to do.")
         return
     await _after(services, rollback_id, records.data_of(moved), was, State(moved.state), user)
+    await announce_state(services, rollback_id)
 
 
 async def _after(

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from bot import metrics
 from bot.rollback import messaging as msg
 from bot.rollback import records, report
+from bot.rollback.announce import announce_state
 from bot.rollback.lease import ClaimedJournal, ExecutionLease, LeaseLost
 from bot.rollback.models import EXECUTING, TERMINAL, State, StepRecord
 from bot.rollback.plans import approved_plan, end_nothing_to_do, plan_still_holds
@@ -181,6 +182,7 @@ class Execution:
             )
             progress = {"progress_ts": data.progress_ts}
             await self._write(lambda: store.update_data(self.id, progress, fence=self.fence))
+        await announce_state(self.services, self.id)
         ctx = step_context(target, data.ref, self.services.settings)
         journal = ClaimedJournal(self.lease)
         # every change step is checked against the approved plan just before it runs
@@ -244,6 +246,7 @@ class Execution:
                 "Rollback progress",
                 msg.progress_blocks(self.id, self.data, self.step_ids, nxt),
             )
+        await announce_state(self.services, self.id)
 
     async def _finish(self, result: RunResult) -> None:
         data = self.data
@@ -304,6 +307,7 @@ class Execution:
         await self._write(
             lambda: records.release_target(store, data.target, self.id), until_back=True
         )
+        await announce_state(self.services, self.id)
         for filename, title, text in self._full_texts(result, full, complete):
             await self._write(
                 lambda f=filename, t=title, c=text: self.slack.attach(

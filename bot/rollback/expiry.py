@@ -8,6 +8,7 @@ import logging
 from bot.catalog import Target
 from bot.rollback import messaging as msg
 from bot.rollback import records
+from bot.rollback.announce import announce_state
 from bot.rollback.models import TERMINAL, WAITING, Act, JobKind, RollbackData, State, approvals_of
 from bot.services import Services
 from bot.slack.text import escape
@@ -97,6 +98,7 @@ async def expire(services: Services, rollback_id: str) -> None:
         return
     data = records.data_of(moved)
     await records.release_target(store, data.target, rollback_id)
+    await announce_state(services, rollback_id)
     waited = msg.duration(data.approval_timeout)
     notice = msg.section(
         f":hourglass: *Expired* — nobody decided within {waited}; the rollback of "

@@ -33,6 +33,7 @@ SECTION_LIMIT = SECTION_TEXT
 COMPLETION_SECTIONS = 6  # what a completion shows before the rest goes to the file
 OUTPUT_SHOWN = 1200  # the tail of a failed step's output shown in the message
 STATUS_LIST_TEXT = 4_000  # what Slack shows of a message's text before "Show more"
+SUMMARY_LIMIT = 2200  # what changes, in the approval request's first section
 
 
 @cache
@@ -84,6 +85,17 @@ def section(text: str) -> dict[str, Any]:
     return section_block(text)
 
 
+def change_summary(data: RollbackData) -> list[str]:
+    """Before -> after of each changing step, in words, from the plan's real lookups."""
+    return [str(step["change"]) for step in data.plan if step.get("change")]
+
+
+def summary_text(data: RollbackData, limit: int = SUMMARY_LIMIT) -> str:
+    """The change summary as bullet lines, bounded so it fits the message's first section."""
+    lines = [f"• {escape(line).replace(' -&gt; ', ' → ')}" for line in change_summary(data)]
+    return truncate("\n".join(lines), limit)
+
+
 def _plan_steps(data: RollbackData) -> list[str]:
     lines = []
     for step in data.plan:
@@ -126,13 +138,16 @@ def plan_document(rollback_id: str, data: RollbackData) -> str:
 def approval_blocks(rollback_id: str, data: RollbackData, approvers: list[str]) -> list[dict]:
     plan_block, _ = plan_section(data)
     value = json.dumps({"id": rollback_id})
+    summary = summary_text(data)
+    what = f"*What changes:*\n{summary}\n" if summary else ""
     return [
         section(
-            f":raised_hand: *Approval needed* — {' '.join(mention(a) for a in approvers)}\n"
+            f"{what}:raised_hand: *Approval needed* — {' '.join(mention(a) for a in approvers)}\n"
             f"<@{data.requester}> asks to roll back *{escape(data.target)}* to "
             f"`{escape(data.ref)}`. The requester cannot approve their own rollback."
             + _approval_terms(data)
         ),
+        {"type": "divider"},
         plan_block,
         {
             "type": "actions",
@@ -337,6 +352,8 @@ def completion(
         failed_step=failed_step,
         failed_output=failed_output,
         failed_output_note=failed_output_note,
+        # what the plan said would change; only a successful run made all of it
+        summary=change_summary(data) if outcome == State.SUCCEEDED else [],
     )
 
 

@@ -11,6 +11,7 @@ from bot import metrics
 from bot.catalog import Target
 from bot.rollback import expiry, records
 from bot.rollback import messaging as msg
+from bot.rollback.announce import announce_state
 from bot.rollback.models import APPROVAL_KEY, EXECUTING, Act, RollbackData, State, next_state
 from bot.services import Services
 from bot.slack.text import escape
@@ -185,6 +186,7 @@ async def _ask_again(
         subject=rollback_id,
     )
     await services.store.update_data(rollback_id, {"approval_ts": fresh.approval_ts})
+    await announce_state(services, rollback_id)
 
 
 def world_changes(before: list[PlannedStep], after: list[PlannedStep]) -> list[str]:

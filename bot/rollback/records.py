@@ -17,11 +17,17 @@ from bot.rollback.models import (
     sources,
 )
 from bot.store.audit import audit_entry
-from bot.store.base import Record, Store, now
+from bot.store.base import Job, Record, Store, now
 
 # A target lock outlives any single replica only this long without being renewed.
 TARGET_LOCK_TTL = 4 * 3600.0
 
+
+# When a rollback ends, a due-job edits its root announcement once more a little later, on
+# whichever replica is alive: a replica killed between the move and its own edit cannot leave
+# the channel showing an older state (bot.rollback.announce runs it).
+ANNOUNCE_JOB = "rollback.announce"
+ANNOUNCE_GRACE = 5.0
 
 # What a rollback id looks like (see new_id); anything else in a button is forged.
 ID = re.compile(r"^rb-[a-z0-9]{4,32}$")
@@ -110,6 +116,15 @@ async def _write(
     patch: dict[str, Any],
     fence: int | None = None,
 ) -> Record | None:
+    if to in TERMINAL:  # before the move: no crash can fall between the two
+        await store.schedule(
+            Job(
+                id=f"{ANNOUNCE_JOB}:{rollback_id}",
+                kind=ANNOUNCE_JOB,
+                due_at=now() + ANNOUNCE_GRACE,
+                payload={"id": rollback_id},
+            )
+        )
     detail = {k: v for k, v in patch.items() if k in ("approver", "error", "reason", "why")}
     entry = audit_entry(actor, action, rollback_id, **detail)
     states = {s.value for s in from_states}

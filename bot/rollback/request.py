@@ -16,6 +16,7 @@ from bot.diagnose.messaging import markdown
 from bot.diagnose.models import Capture
 from bot.rollback import expiry, records
 from bot.rollback import messaging as msg
+from bot.rollback.announce import announce_state
 from bot.rollback.models import JobKind, RollbackData, State
 from bot.rollback.plans import kept, make_plan
 from bot.services import Services
@@ -150,11 +151,17 @@ async def _busy_text(services: Services, target: str) -> str:
 
 
 async def _prepare(services: Services, tgt: Target, rollback_id: str, data: RollbackData) -> None:
-    """The plan first (a request needing no rollback, or asking for what the target does not
-    allow, ends there), then diagnostics, the announcement and the approval request."""
+    """Diagnostics and the plan side by side (both only read; a request needing no rollback,
+    or asking for what the target does not allow, ends with its plan), then the announcement
+    and the approval request."""
     slack = services.slack
-    data.plan, data.plan_digest = _kept(await make_plan(services, tgt, data.ref))
-    diagnostics = await _capture(services, tgt)
+    capturing = asyncio.ensure_future(_capture(services, tgt))
+    try:
+        data.plan, data.plan_digest = _kept(await make_plan(services, tgt, data.ref))
+    except BaseException:
+        capturing.cancel()
+        raise
+    diagnostics = await capturing
     data.thread_ts = await slack.post(
         data.channel, _announcement(services, tgt, rollback_id, data), subject=rollback_id
     )
@@ -198,6 +205,7 @@ async def _prepare(services: Services, tgt: Target, rollback_id: str, data: Roll
     )
     if moved is None:
         raise RuntimeError("the rollback changed state while it was being prepared")
+    await announce_state(services, rollback_id)
 
 
 async def _attach_diagnostics(
@@ -302,6 +310,7 @@ async def _abort_request(services: Services, rollback_id: str, target: str, exc:
         finished_at=now(),
     )
     await records.release_target(services.store, target, rollback_id)
+    await announce_state(services, rollback_id)
 
 
 def _short(exc: Exception) -> str:

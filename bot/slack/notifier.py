@@ -184,16 +184,36 @@ class SlackNotifier:
         return True
 
     async def update(
-        self, channel: str, ts: str, text: str, blocks: list[dict] | None = None
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict] | None = None,
+        *,
+        subject: str = "",
+        durable: bool = False,
     ) -> None:
-        """Refresh a message (buttons, progress); a failure must never stop the work itself."""
+        """Refresh a message (buttons, progress); a failure must never stop the work itself.
+
+        A durable edit goes the way of durable posts: refused by Slack after retries, it waits
+        in the outbox behind earlier edits of the same message, so a later edit always lands
+        last (and edits never wait behind the channel's posts)."""
         kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": self._outgoing(text)}
         if blocks is not None:
             kwargs["blocks"] = self._outgoing_blocks(blocks)
         try:
-            await self._client.chat_update(**kwargs)
+            if durable:
+                detail = {"channel": channel, "ts": ts, "text": kwargs["text"][:500]}
+                queue = f"{channel}/{ts}"
+                await self._call("chat_update", kwargs, subject, True, detail, queue=queue)
+            else:
+                await self._client.chat_update(**kwargs)
         except Exception as exc:
             log.warning("could not update message %s: %s", ts, exc)
+
+    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """Show `view` as `user`'s Home tab (views.publish)."""
+        await self._client.views_publish(user_id=user, view=self._outgoing_blocks(view))
 
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
         """A line only `user` sees in `channel`; a direct message when there is no channel or
@@ -239,9 +259,10 @@ class SlackNotifier:
         subject: str,
         durable: bool,
         detail: dict[str, Any],
+        queue: str = "",
     ) -> dict[str, Any] | None:
         if durable:
-            queue = kwargs["channel"]
+            queue = queue or kwargs["channel"]
             return await outbox.call_in_order(
                 self.store, self._client, queue, method, kwargs, subject, detail
             )

@@ -36,9 +36,23 @@ async def _decide(
 ) -> None:
     await ack()
     services: Services = context["services"]
-    rollback_id = str(action_value(body).get("id", ""))
-    message_ts = str((body.get("container") or {}).get("message_ts", ""))
-    await decide(services, rollback_id, _user(body), act, respond, message_ts=message_ts)
+    value = action_value(body)
+    rollback_id = str(value.get("id", ""))
+    ts = _bound_ts(body, value)
+    if (body.get("container") or {}).get("type") == "view":
+        # a Home click has no response_url: answers go to the person directly
+        respond = services.slack.replier("", _user(body))  # type: ignore[assignment]
+    await decide(services, rollback_id, _user(body), act, respond, message_ts=ts)
+
+
+def _bound_ts(body: dict[str, Any], value: dict[str, Any]) -> str:
+    """The approval message a click is bound to: the message holding the button, or for a
+    button on the Home tab (which only the app publishes) the message it mirrors; decide()
+    checks it is the rollback's current approval or confirmation message either way."""
+    container = body.get("container") or {}
+    if container.get("type") == "view" and (body.get("view") or {}).get("type") == "home":
+        return str(value.get("ts", ""))[:32]
+    return str(container.get("message_ts", ""))
 
 
 async def approve_clicked(

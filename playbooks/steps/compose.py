@@ -220,8 +220,8 @@ class ComposeStep(HostCommands, Step):
         except StepFailed:
             return None
 
-    async def containers(self, ctx: StepContext) -> dict[str, int]:
-        """service -> containers of the project, in any state (`ps --all`)."""
+    async def containers(self, ctx: StepContext, running: bool = False) -> dict[str, int]:
+        """service -> containers of the project, in any state (`ps --all`), or running only."""
         base = compose_base(ctx, self.command, self.project, self.files)
         argv = [*base, "ps", "--all", "--format", "json"]
         result = await self.exec(ctx, argv, env=self.env, timeout=min(self.timeout, 60.0))
@@ -232,6 +232,8 @@ class ComposeStep(HostCommands, Step):
             raise StepFailed(f"`{result.command}` printed no JSON: {result.stdout[:200]!r}")
         counts: dict[str, int] = {}
         for row in rows:
+            if running and str(row.get("State") or "").lower() != "running":
+                continue
             service = str(row.get("Service") or "")
             counts[service] = counts.get(service, 0) + 1
         return counts
@@ -269,6 +271,16 @@ class ComposeStep(HostCommands, Step):
 class _Services(ComposeStep, ChangeStep):
     services: list[str] = Field(min_length=1)
 
+    # what the step leaves running, for the change sentence ("" : nothing to say)
+    leaves: ClassVar[str] = ""
+
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`backend-asgi: 2 running -> stopped`"""
+        if not self.leaves:
+            return None
+        running = await self.containers(ctx, running=True)
+        return "; ".join(f"{s}: {running.get(s, 0)} running -> {self.leaves}" for s in self.names())
+
 
 class ComposeStop(_Services):
     """`docker compose stop SERVICE...` (runbook 004: stop the ASGI containers)."""
@@ -278,6 +290,7 @@ class ComposeStop(_Services):
 
     summary: ClassVar[str] = "Stop compose services"
     verb: ClassVar[str] = "Stop"
+    leaves: ClassVar[str] = "stopped"
 
     def args(self) -> list[str]:
         wait = ["-t", str(self.stop_timeout)] if self.stop_timeout is not None else []
@@ -291,6 +304,7 @@ class ComposeStart(_Services):
 
     summary: ClassVar[str] = "Start compose services"
     verb: ClassVar[str] = "Start"
+    leaves: ClassVar[str] = "started"
 
     def args(self) -> list[str]:
         return ["start", *self.services]
@@ -303,6 +317,7 @@ class ComposeRestart(_Services):
 
     summary: ClassVar[str] = "Restart compose services"
     verb: ClassVar[str] = "Restart"
+    leaves: ClassVar[str] = "restarted"
 
     def args(self) -> list[str]:
         return ["restart", *self.services]
@@ -404,6 +419,11 @@ class ComposeScale(ComposeStep, ChangeStep):
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
         return {**await super().run(ctx), "replicas": self.replicas}
+
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`backend-wsgi: 2 -> 4 containers`"""
+        running = (await self.containers(ctx, running=True)).get(self.service, 0)
+        return f"{self.service}: {running} -> {self.replicas} containers"
 
 
 class ComposeBuild(ComposeStep, ChangeStep):

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from playbooks import changes
 from playbooks.base import ChangeStep, NothingToDo, StepContext, StepFailed, world
 from playbooks.steps.ecs_common import _EcsStep, family_and_revision, same_revision, short_name
 
@@ -160,6 +161,16 @@ class EcsResolveRevision(_EcsStep):
         )
 
 
+def _described(resolved: dict[str, Any], which: str) -> dict[str, Any]:
+    """A resolve step's output as the part of a task definition a change sentence shows."""
+    images = resolved[f"{which}_images"]
+    return {
+        "family": resolved["family"],
+        "revision": resolved[f"{which}_revision"],
+        "containerDefinitions": [{"image": image} for image in images],
+    }
+
+
 def _created(deployment: dict[str, Any]) -> float:
     created = deployment.get("createdAt")
     return created.timestamp() if hasattr(created, "timestamp") else 0.0
@@ -220,6 +231,35 @@ class EcsUpdateService(_EcsStep, ChangeStep):
         if not same_revision(state["taskDefinition"], self._target()):
             return None
         return self._output(ctx, state, "", resumed=True)
+
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`svc-api: api:42 (image api:v2.3) -> api:41 (image api:v2.2), 2 tasks`"""
+        state = await self.service_state(ctx)
+        resolved = self._resolved(ctx)
+        if resolved is not None:  # the resolve step already described both revisions
+            now = _described(resolved, "current")
+            target = _described(resolved, "target")
+        else:
+            now = await self.describe_revision(ctx, state["taskDefinition"])
+            target = await self.describe_revision(ctx, self._target())
+            if now is None or target is None:
+                return None
+        tasks = state.get("desiredCount", 0)
+        return (
+            f"{state['serviceName']}: {changes.revision(now)} -> {changes.revision(target)},"
+            f" {tasks} task{'s' if tasks != 1 else ''}"
+        )
+
+    def _resolved(self, ctx: StepContext) -> dict[str, Any] | None:
+        return next(
+            (
+                out
+                for out in ctx.outputs.values()
+                if out.get("target_task_definition") == self.task_definition
+                and "current_images" in out
+            ),
+            None,
+        )
 
     def _output(
         self, ctx: StepContext, state: dict[str, Any], before: str, resumed: bool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from playbooks import changes
 from playbooks.base import ChangeStep, NothingToDo, RequestRefused, StepContext, StepFailed
 from playbooks.redact import HIDDEN, SECRET_NAME
 from playbooks.steps.ecs import PREVIOUS, EcsResolveRevision
@@ -146,6 +147,21 @@ class EcsRegisterRevision(_EcsStep, ChangeStep):
             "environment": _shown_env(change["environment"] or []),
         }
 
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`api (new revision of api:42): TORNADO_PROCESSES: 4 -> 1`, image as `a -> b`."""
+        base, change = await self._changes(ctx)
+        container = self._container(ctx, base)
+        parts = []
+        if change["image"] and change["image"] != container.get("image"):
+            before, after = container.get("image", ""), change["image"]
+            parts.append(f"image `{changes.image_tag(before)}` -> `{changes.image_tag(after)}`")
+        if change["environment"] is not None:
+            now = {e["name"]: e["value"] for e in container.get("environment", [])}
+            wanted = {e["name"]: e["value"] for e in change["environment"]}
+            parts.append(changes.env_changes(now, wanted))
+        where = f"{change['name']} (new revision of `{base['family']}:{base['revision']}`)"
+        return f"{where}: {'; '.join(parts) or 'nothing differs'}"
+
     async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
         """After a crash: the newest revision of the family already carries the change."""
         base, change = await self._changes(ctx)
@@ -213,6 +229,11 @@ class EcsScaleService(_EcsStep, ChangeStep):
             ctx, "update_service", cluster=cluster, service=service, desiredCount=self.desired_count
         )
         return {"service": service, "desired_before": before, "desired": self.desired_count}
+
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`worker: 3 -> 0`"""
+        state = await self.service_state(ctx)
+        return f"{state['serviceName']}: {state.get('desiredCount')} -> {self.desired_count}"
 
     async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
         state = await self.service_state(ctx)

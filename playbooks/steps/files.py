@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from playbooks import changes
 from playbooks.base import ChangeStep, Step, StepContext, StepFailed
 from playbooks.steps.executor import HostCommands
 
@@ -132,6 +133,25 @@ class _Restore(_FileStep, ChangeStep):
         if await self.same(ctx, backup, path):
             return {"path": path, "backup": backup, "unchanged": True, "resumed": True}
         return None
+
+    # how the restored file is named in the change sentence
+    what: ClassVar[str] = ""
+
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`config restored from backup of 2026-11-20 14:02 (12 lines differ)`"""
+        path, backup = self.paths(ctx)
+        what = self.what or path
+        stamp = await self.exec(ctx, ["stat", "-c", "%Y", "--", backup])
+        if not stamp.ok:
+            return f"{what}: no backup at {backup}, nothing to restore"
+        when = changes.minute(float(stamp.stdout.strip()))
+        diff = await self.exec(ctx, ["diff", "--", path, backup])
+        if diff.exit_code == 0:
+            return f"{what} already equals its backup of {when}: nothing to restore"
+        if diff.exit_code != 1:  # the live file is missing or unreadable: no count to give
+            return f"{what} restored from backup of {when}"
+        lines = sum(1 for line in diff.stdout.splitlines() if line[:2] in ("< ", "> "))
+        return f"{what} restored from backup of {when} ({lines} lines differ)"
 
 
 class FileBackup(_Backup):

@@ -235,6 +235,25 @@ class GitCheckout(_GitStep, ChangeStep):
         await self.git(ctx, "stashing local edits", *IDENTITY, "stash", "push", "-m", message)
         return await self.git(ctx, "reading the stash", "rev-parse", "--verify", "stash@{0}")
 
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`a1b2c3d feat: hybrid -> 9f8e7d6 release 1.4 (14 commits back)`"""
+        commit = await self.must_commit(ctx, self._ref(ctx))
+        before = await self.head(ctx)
+        if before == commit:
+            return f"already at {await self._commit_line(ctx, commit)}: nothing to check out"
+        back = await self.git(ctx, "counting", "rev-list", "--count", f"{commit}..{before}")
+        ahead = await self.git(ctx, "counting", "rev-list", "--count", f"{before}..{commit}")
+        if ahead == "0":
+            distance = f"{back} commit{'s' if back != '1' else ''} back"
+        else:
+            distance = f"{back} commits only here, {ahead} only there"
+        was, to = await self._commit_line(ctx, before), await self._commit_line(ctx, commit)
+        return f"{was} -> {to} ({distance})"
+
+    async def _commit_line(self, ctx: StepContext, commit: str) -> str:
+        subject = await self.git(ctx, "reading the commit", "log", "-1", "--format=%s", commit)
+        return f"`{commit[:7]}` {subject[:60]}"
+
     async def already_done(self, ctx: StepContext) -> dict[str, Any] | None:
         ref = self._ref(ctx)
         commit = await self.commit_of(ctx, check_ref(ref))

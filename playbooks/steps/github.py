@@ -271,6 +271,33 @@ class GitHubDispatchWorkflow(_GitHubStep, ChangeStep):
             " the conclusion must be success",
         ]
 
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`workflow Emergency Rollback on 9f8e7d6 (v1.4)`: its name as GitHub shows it."""
+        to = str(self.rollback_to or ctx.ref)
+        name = await self._workflow_name(ctx)
+        commit = next(
+            (
+                str(o["commit"])
+                for o in ctx.outputs.values()
+                if o.get("ref") == to and "commit" in o
+            ),
+            "",
+        )
+        on = f"`{commit[:7]}` ({to})" if commit and not commit.startswith(to) else f"`{to[:12]}`"
+        return f"workflow {name} on {on}"
+
+    async def _workflow_name(self, ctx: StepContext) -> str:
+        """The workflow's `name:`, else its file; a failed look-up only costs the nicer name."""
+        repo, wf, _ = self._names(ctx)
+        gh, session = self.session(ctx)
+        try:
+            async with session:
+                _, found = await gh.call("GET", f"/repos/{repo}/actions/workflows/{wf}", "read")
+        except StepFailed:
+            return wf
+        name = str((found or {}).get("name") or wf)
+        return wf if name.startswith(".github/") else name
+
     async def run(self, ctx: StepContext) -> dict[str, Any]:
         repo, wf, ref = self._names(ctx)
         inputs = self._inputs()

@@ -57,6 +57,7 @@ class NginxRestore(_Restore):
     backup: str | None = None
 
     summary: ClassVar[str] = "Restore the previous nginx configuration"
+    what: ClassVar[str] = "nginx config"
 
     def paths(self, ctx: StepContext) -> tuple[str, str]:
         return conf_paths(ctx, self.conf, self.backup)

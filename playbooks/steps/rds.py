@@ -4,12 +4,14 @@ instance in use is only read, and pointing the application at the copy stays a p
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import time
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from playbooks import changes
 from playbooks.aws import AwsStep
 from playbooks.base import ChangeStep, StepContext, StepFailed
 
@@ -192,6 +194,19 @@ class RdsRestoreSnapshot(_RdsStep, ChangeStep):
             " -> must not exist yet",
             f"rds.restore_db_instance_from_db_snapshot({args})",
         ]
+
+    async def describe_change(self, ctx: StepContext) -> str | None:
+        """`new instance replaydash-restored from snapshot of 2026-11-20 03:00 (replaydash kept)`"""
+        snapshot = self._snapshot()
+        made = next(
+            (o.get("created") for o in ctx.outputs.values() if o.get("snapshot_id") == snapshot),
+            None,
+        )
+        when = changes.minute(dt.datetime.fromisoformat(made)) if made else snapshot
+        return (
+            f"new instance `{self.new_id(ctx)}` from snapshot of {when}"
+            f" (`{self.source(ctx)}` stays as it is)"
+        )
 
     async def run(self, ctx: StepContext) -> dict[str, Any]:
         snapshot = self._snapshot()

@@ -28,6 +28,7 @@ class Workflow:
     # input -> the only value the workflow's own guard accepts (confirm_rollback: ROLLBACK);
     # another value is accepted by the API, and the run then fails, as the real guard would
     guards: dict[str, str] = field(default_factory=dict)
+    name: str = ""  # the workflow's `name:`; GitHub shows the file path when there is none
 
 
 @dataclass
@@ -139,9 +140,10 @@ class FakeGitHub(LoopThreadServer):
         required: list[str] | None = None,
         optional: list[str] | None = None,
         guards: dict[str, str] | None = None,
+        name: str = "",
     ) -> Workflow:
         with self._lock:
-            workflow = Workflow(file, 100 + len(self.repos[repo].workflows))
+            workflow = Workflow(file, 100 + len(self.repos[repo].workflows), name=name)
             workflow.required = list(required or [])
             workflow.optional = list(optional or [])
             workflow.guards = dict(guards or {})
@@ -176,6 +178,7 @@ class FakeGitHub(LoopThreadServer):
         app = web.Application(middlewares=[self._checks])
         repo = "/repos/{owner}/{name}"
         app.router.add_post(f"{repo}/actions/workflows/{{wf}}/dispatches", self._dispatch)
+        app.router.add_get(f"{repo}/actions/workflows/{{wf}}", self._get_workflow)
         app.router.add_get(f"{repo}/actions/workflows/{{wf}}/runs", self._list_runs)
         app.router.add_get(f"{repo}/actions/runs/{{run_id}}", self._get_run)
         app.router.add_get(f"{repo}/commits/{{ref}}", self._commit)
@@ -253,6 +256,16 @@ class FakeGitHub(LoopThreadServer):
         run = self._new_run(repo, workflow, "workflow_dispatch", ref, head, now, inputs, conclusion)
         run.hidden_for = self.hidden_lists
         return web.Response(status=204)
+
+    async def _get_workflow(self, request: web.Request) -> web.Response:
+        found = self._workflow(request)
+        if isinstance(found, web.Response):
+            return found
+        wf = found[1]
+        path = f".github/workflows/{wf.file}"
+        return web.json_response(
+            {"id": wf.id, "name": wf.name or path, "path": path, "state": "active"}
+        )
 
     async def _list_runs(self, request: web.Request) -> web.Response:
         found = self._workflow(request)

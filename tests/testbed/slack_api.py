@@ -50,6 +50,7 @@ REQUIRED: dict[str, list[str]] = {
     "chat.getPermalink": ["channel", "message_ts"],
     "views.open": ["trigger_id", "view"],
     "views.update": ["view"],
+    "views.publish": ["user_id", "view"],
     "files.getUploadURLExternal": ["filename", "length"],
     "files.completeUploadExternal": ["files"],
     "users.info": ["user"],

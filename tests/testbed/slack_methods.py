@@ -112,6 +112,11 @@ def _view(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "view": view}
 
 
+def _publish(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
+    """A Home tab, kept per user as views["home:USER"]."""
+    return _view(api, {"view": args["view"], "view_id": f"home:{args['user_id']}"})
+
+
 def _upload_url(api: FakeSlackApi, args: dict[str, Any]) -> dict[str, Any]:
     try:
         length = int(args["length"])
@@ -230,6 +235,7 @@ ANSWERS: dict[str, Callable[[FakeSlackApi, dict[str, Any]], dict[str, Any]]] = {
     "chat.postEphemeral": _ephemeral,
     "views.open": _view,
     "views.update": _view,
+    "views.publish": _publish,
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "users.info": _user_info,
