@@ -3,41 +3,16 @@ is followed by another, and a rollback's end schedules a later edit on any repli
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.catalog import load_catalog
 from bot.rollback import records
 from bot.rollback.announce import announce_job, announce_state
 from bot.rollback.models import RollbackData, State
 from bot.services import Services
-from bot.settings import Settings
-from bot.slack.notifier import SlackNotifier
 from bot.store.base import Store
 from tests.testbed.slack_api import FakeSlackApi
-
-CATALOG = """
-approvers: [U0APPROVE]
-channel: C0INCIDENT
-targets:
-  api:
-    playbook: ecs-revision
-    cluster: prod
-    service: api
-"""
-
-
-@pytest.fixture
-def services(store: Store, tmp_path: Path, fake_slack: FakeSlackApi) -> Services:
-    path = tmp_path / "rollbot.yml"
-    path.write_text(CATALOG)
-    services = Services(settings=Settings(), catalog=load_catalog(path), store=store)
-    client = AsyncWebClient(token="xoxb-test-token", base_url=fake_slack.url)
-    services.bind_slack(SlackNotifier(store, client))
-    return services
 
 
 async def waiting_rollback(services: Services) -> tuple[str, str]:
