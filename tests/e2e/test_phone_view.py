@@ -101,6 +101,14 @@ def test_rejected_rollback_root_says_rejected(
     assert _root_text(fake_slack, "REJECTED").startswith(":no_entry: *REJECTED")
 
 
+def test_expired_rollback_root_says_expired(api_bed: ApiTestBed, fake_slack: FakeSlackApi) -> None:
+    bot = api_bed.start_bot(env={"ROLLBOT_APPROVAL_TIMEOUT": "3"})
+    request_rollback(bot, fake_slack, "api")
+    assert "WAITING FOR APPROVAL" in _root_text(fake_slack, "WAITING FOR APPROVAL")
+    root = _root_text(fake_slack, "EXPIRED", timeout=30)
+    assert root.startswith(":alarm_clock: *EXPIRED WITHOUT A DECISION")
+
+
 def test_home_tab_shows_the_approver_the_request_and_decides_from_there(
     api_bed: ApiTestBed, fake_slack: FakeSlackApi
 ) -> None:
