@@ -275,15 +275,20 @@ class GitHubDispatchWorkflow(_GitHubStep, ChangeStep):
         """`workflow Emergency Rollback on 9f8e7d6 (v1.4)`: its name as GitHub shows it."""
         to = str(self.rollback_to or ctx.ref)
         name = await self._workflow_name(ctx)
-        commit = next(
+        # `to` is the resolved commit (what is dispatched) or the ref the resolve step looked up
+        found = next(
             (
-                str(o["commit"])
+                o
                 for o in ctx.outputs.values()
-                if o.get("ref") == to and "commit" in o
+                if "commit" in o and to in (o.get("ref"), str(o["commit"]))
             ),
-            "",
+            {},
         )
-        on = f"`{commit[:7]}` ({to})" if commit and not commit.startswith(to) else f"`{to[:12]}`"
+        commit, ref = str(found.get("commit") or ""), str(found.get("ref") or "")
+        if commit and ref and not commit.startswith(ref):
+            on = f"`{commit[:7]}` ({ref})"
+        else:
+            on = f"`{(commit or to)[:12]}`"
         return f"workflow {name} on {on}"
 
     async def _workflow_name(self, ctx: StepContext) -> str:
