@@ -36,6 +36,7 @@ EFFECTS = {
     "ephemeral",
     "replier",
     "open_view",
+    "publish_home",
     "group_members",
     "join",
 }
@@ -129,6 +130,7 @@ async def _every_effect(slack: SlackNotifier) -> None:
         "blocks": blocks(),
     }
     await slack.open_view("trigger-1", view)
+    await slack.publish_home("U1", {"type": "home", "blocks": blocks()})
 
 
 def sent(fake: FakeSlackApi) -> str:
@@ -146,6 +148,7 @@ async def test_no_planted_secret_reaches_slack_through_any_effect(
         await store.close()
     methods = {c.method for c in fake_slack.calls}
     assert {"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open"} <= methods
+    assert "views.publish" in methods
     assert len(fake_slack.uploaded_files) == 3
     assert leaks(sent(fake_slack)) == []
     assert leaks((tmp_path / "rollbot.db").read_bytes()) == []
