@@ -21,8 +21,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import outbox, outgoing
 from bot.slack.limits import section_block, sections
 from bot.slack.text import escape
-from bot.store.audit import audit
+from bot.store.audit import audit_entry
 from bot.store.base import Store
+from bot.store.outage import HEALTH, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -270,10 +271,16 @@ class SlackNotifier:
 
     async def _audit(self, action: str, subject: str, detail: dict[str, Any]) -> None:
         # The message is out: reporting it as failed would only make a caller send it again.
+        entry = audit_entry("rollbot", action, subject, **detail)
         try:
-            await audit(self.store, "rollbot", action, subject, **detail)
-        except Exception:
-            log.exception("could not audit %s of %s", action, subject or "a message")
+            await self.store.audit(entry)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                log.exception("could not audit %s of %s", action, subject or "a message")
+                return
+            # the store is away: write the entry once it is back, and say so in one line
+            HEALTH.defer(entry)
+            log.warning("%s of %s is audited once the state store is back", action, subject)
 
 
 class EphemeralReply:
