@@ -9,8 +9,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,27 +20,9 @@ from bot.store.base import AuditEntry, OutboxEntry, Record, Store, now
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
 from tests.store.audit_tamper import RedisTamperer, SqliteTamperer, Tamperer
+from tests.store.conftest import same_backend
 
 GENESIS = "0" * 64
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "rollbot.db")
-    else:
-        s = RedisStore(request.getfixturevalue("redis_url"))
-    await s.connect()
-    yield s
-    await s.close()
-
-
-def another(store: Store) -> Store:
-    """A second client (own connection) on the same file or server, like another replica."""
-    if isinstance(store, SqliteStore):
-        return SqliteStore(store.path)
-    assert isinstance(store, RedisStore)
-    return RedisStore(store.url, store.prefix)
 
 
 def tamperer(store: Store) -> Tamperer:
@@ -53,7 +34,7 @@ def tamperer(store: Store) -> Tamperer:
 
 async def read_back(store: Store) -> list[AuditEntry]:
     """The whole log as a fresh client reads it after the tampering."""
-    fresh = another(store)
+    fresh = same_backend(store)
     await fresh.connect()
     try:
         return await fresh.audit_since(float("-inf"), limit=1_000_000)
@@ -116,7 +97,7 @@ async def test_every_write_that_audits_appends_a_linked_entry(store: Store) -> N
 async def test_concurrent_appends_from_several_clients_form_one_chain(store: Store) -> None:
     clients = [store]
     for _ in range(3):
-        other = another(store)
+        other = same_backend(store)
         await other.connect()
         clients.append(other)
     try:

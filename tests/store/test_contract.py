@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +17,11 @@ import pytest
 from bot.store.base import AuditEntry, Job, JournalEntry, OutboxEntry, Record, Store, now
 from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
+from tests.store.conftest import Opener, same_backend
 from tests.testbed.ports import free_port
-
-Opener = Callable[[], Awaitable[Store]]
 
 TTL = 0.2  # short lock, lease and key lifetimes; tests sleep past them
 PAST_TTL = 0.35
-
-
-def same_backend(store: Store) -> Store:
-    """Another instance (own connection) on the same file or server, like another replica."""
-    if isinstance(store, SqliteStore):
-        return SqliteStore(store.path)
-    assert isinstance(store, RedisStore)
-    return RedisStore(store.url, store.prefix)
 
 
 def where(store: Store) -> str:
@@ -39,33 +30,6 @@ def where(store: Store) -> str:
         return store.path
     assert isinstance(store, RedisStore)
     return store.url
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "rollbot.db")
-    else:
-        s = RedisStore(request.getfixturevalue("redis_url"))
-    await s.connect()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def open_another(store: Store) -> AsyncIterator[Opener]:
-    """Opens more connected instances of the backend under test; closes them afterwards."""
-    opened: list[Store] = []
-
-    async def open_one() -> Store:
-        other = same_backend(store)
-        await other.connect()
-        opened.append(other)
-        return other
-
-    yield open_one
-    for other in opened:
-        await other.close()
 
 
 def rec(record_id: str = "rb-1", state: str = "requested", **data: Any) -> Record:

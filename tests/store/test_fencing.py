@@ -5,38 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.store.audit import audit_entry
 from bot.store.base import Fenced, JournalEntry, Record, Store, now
-from bot.store.redis import RedisStore
-from bot.store.sqlite import SqliteStore
+from tests.store.conftest import same_backend
 
 TTL = 0.2
 PAST_TTL = 0.35
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "rollbot.db")
-    else:
-        s = RedisStore(request.getfixturevalue("redis_url"))
-    await s.connect()
-    yield s
-    await s.close()
-
-
 @pytest.fixture
 async def other(store: Store) -> AsyncIterator[Store]:
     """A second instance on the same file or server: another replica."""
-    if isinstance(store, SqliteStore):
-        s: Store = SqliteStore(store.path)
-    else:
-        assert isinstance(store, RedisStore)
-        s = RedisStore(store.url, store.prefix)
+    s = same_backend(store)
     await s.connect()
     yield s
     await s.close()

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from bot.store.base import Store
-from tests.store import test_contract
+from tests.store.conftest import Opener
 
 # the backends under test, and more instances on the same backend (like other replicas)
-store = test_contract.store
-open_another = test_contract.open_another
 
 WINDOW = 0.4
 
@@ -48,7 +46,7 @@ async def test_refusals_do_not_stretch_the_window(store: Store) -> None:
     assert (await store.rate_hit("k", 1, WINDOW)).allowed
 
 
-async def test_replicas_share_one_count(store: Store, open_another: test_contract.Opener) -> None:
+async def test_replicas_share_one_count(store: Store, open_another: Opener) -> None:
     others = [await open_another() for _ in range(3)]
     replicas = [store, *others]
     answers = await asyncio.gather(

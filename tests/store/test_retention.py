@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from bot.store.base import AuditEntry, JournalEntry, OutboxEntry, Record, Store, now
-from tests.store import test_contract
-
-store = test_contract.store  # both backends
 
 DAY = 86_400.0
 
